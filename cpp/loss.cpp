@@ -1,0 +1,62 @@
+// loss.cpp: softmax cross-entropy rows, float32 throughout like tensorflow's kernel.
+#include "loss.h"
+
+#include <cmath>
+
+#include "parallel.h"
+
+namespace pyreg {
+
+namespace {
+
+struct RowStats {
+    float max;
+    size_t argmax;
+    float sum;  // sum_k exp(z_k - max)
+};
+
+inline RowStats row_stats(const float* z, size_t K) {
+    RowStats s{z[0], 0, 0.0f};
+    for (size_t k = 1; k < K; ++k)
+        if (z[k] > s.max) {
+            s.max = z[k];
+            s.argmax = k;
+        }
+    for (size_t k = 0; k < K; ++k) s.sum += std::exp(z[k] - s.max);
+    return s;
+}
+
+}  // namespace
+
+void softmax_xent(float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits, const int32_t* labels,
+                  size_t B, size_t K, float grad_scale) {
+    const Range r = my_units(B);
+    for (size_t b = r.begin; b < r.end; ++b) {
+        const float* z = logits + b * K;
+        const size_t y = (size_t)labels[b];
+        const RowStats s = row_stats(z, K);
+        loss_rows[b] = std::log(s.sum) - (z[y] - s.max);
+        correct_rows[b] = (uint8_t)(s.argmax == y);
+        if (dlogits) {
+            float* d = dlogits + b * K;
+            for (size_t k = 0; k < K; ++k) {
+                const float p = std::exp(z[k] - s.max) / s.sum;
+                d[k] = (k == y ? p - 1.0f : p) * grad_scale;
+            }
+        }
+    }
+    team_barrier();
+}
+
+void softmax_forward(float* probs, const float* logits, size_t B, size_t K) {
+    const Range r = my_units(B);
+    for (size_t b = r.begin; b < r.end; ++b) {
+        const float* z = logits + b * K;
+        float* p = probs + b * K;
+        const RowStats s = row_stats(z, K);
+        for (size_t k = 0; k < K; ++k) p[k] = std::exp(z[k] - s.max) / s.sum;
+    }
+    team_barrier();
+}
+
+}  // namespace pyreg

@@ -1,0 +1,23 @@
+// loss.h: fused softmax + sparse categorical cross-entropy, as keras computes it from the logits
+// behind a softmax output (tf.nn.sparse_softmax_cross_entropy_with_logits), team-aware.
+//
+//   per row b:  lse = max(z) + log(sum_k exp(z_k - max(z)))      z = logits[b] (K)
+//               loss[b] = lse - z[label]
+//               correct[b] = argmax(z) == label   (first maximum, as argmax does)
+//               dz[b] = (softmax(z) - onehot(label)) * grad_scale     (grad_scale = 1/B for a mean)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pyreg {
+
+// loss_rows (B) and correct_rows (B) overwritten; dlogits (B, K) overwritten unless null.
+// labels must be in [0, K) (checked by callers). team-aware, ends with a barrier.
+void softmax_xent(float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits, const int32_t* labels,
+                  size_t B, size_t K, float grad_scale);
+
+// probs (B, K) = softmax(logits) row by row; in place allowed. team-aware, ends with a barrier.
+void softmax_forward(float* probs, const float* logits, size_t B, size_t K);
+
+}  // namespace pyreg

@@ -1,0 +1,149 @@
+// mlp.h: the native trainer. One Mlp owns a stack of dense layers (each optionally followed by
+// dropout), its parameter arena, the optimizer state and the batch workspaces, and runs whole
+// epochs in C++ on one thread team: no python and no allocation per batch.
+//
+// arena layout (P floats), keras' get_weights order, each part 64-byte aligned:
+//   [kernel_0 (IN_0, OUT_0) | bias_0 (OUT_0) | kernel_1 (IN_1, OUT_1) | bias_1 | ...]
+// grads, adam m, v (and vhat) use the same layout, so the optimizer is one pass over P.
+// the last layer's softmax is fused into the loss (loss.h); the model's output is its probabilities.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "dense.h"
+#include "optim.h"
+
+namespace pyreg {
+
+struct LayerSpec {
+    size_t units = 0;
+    Act act = Act::linear;
+    bool use_bias = true;
+    float kernel_l1 = 0.0f, kernel_l2 = 0.0f, bias_l1 = 0.0f, bias_l2 = 0.0f;
+    double dropout = 0.0;  // rate of a dropout applied to this layer's output in training; 0 = none
+};
+
+struct MlpSpec {
+    size_t input_dim = 0;
+    double input_dropout = 0.0;  // dropout applied to the input in training
+    std::vector<LayerSpec> layers;
+};
+
+// how the first layer treats its input.
+enum class SparseMode : int { dense = 0, sparse = 1, automatic = 2 };
+
+struct Progress {
+    size_t step, steps, seen;  // batches done, batches in the epoch, samples done
+    double loss, accuracy;     // running means over the samples done
+};
+// called by the trainer's master thread after every batch (keep it cheap: it runs on the hot path;
+// the python binding throttles itself); returns false to stop after this batch.
+using ProgressFn = std::function<bool(const Progress&)>;
+
+struct EpochResult {
+    double loss = 0.0, accuracy = 0.0;  // sample-weighted means over the batches run
+    size_t steps = 0, seen = 0;
+    bool stopped = false;       // the progress callback asked to stop
+    bool nonfinite = false;     // a batch loss was NaN or Inf; that batch's update was not applied
+    size_t nonfinite_step = 0;  // its index in the epoch
+    bool used_sparse = false;
+};
+
+struct EvalResult {
+    double loss = 0.0, accuracy = 0.0;  // mean cross-entropy + penalty, accuracy
+    bool used_sparse = false;
+};
+
+struct ParamInfo {
+    size_t offset;
+    std::vector<size_t> shape;
+    std::string name;  // "kernel" or "bias"
+    size_t layer;
+};
+
+class Mlp {
+  public:
+    Mlp(const MlpSpec& spec, uint64_t seed);
+    ~Mlp();
+
+    const MlpSpec& spec() const { return spec_; }
+    size_t num_params() const;  // trainable parameters, without alignment padding
+    size_t arena_size() const { return arena_size_; }
+    float* arena() { return params_.data(); }
+    const std::vector<ParamInfo>& param_info() const { return info_; }
+    uint64_t seed() const { return seed_; }
+    void set_seed(uint64_t s) { seed_ = s; }
+
+    // sets the optimizer; resets its state (moments, iterations) as keras' compile() does.
+    void set_optimizer(const OptimizerConfig& cfg);
+    const OptimizerConfig& optimizer() const { return opt_; }
+    int64_t iterations() const { return iterations_; }
+    void set_iterations(int64_t it) { iterations_ = it; }
+    uint64_t dropout_step() const { return dropout_step_; }
+    void set_dropout_step(uint64_t s) { dropout_step_ = s; }
+    // moments as (P) arrays; empty when the optimizer has none.
+    std::vector<float>& opt_m() { return m_; }
+    std::vector<float>& opt_v() { return v_; }
+    std::vector<float>& opt_vhat() { return vhat_; }
+
+    // one epoch over x (N, IN) float32 with labels y (N) in [0, K). shuffling uses (seed, epoch).
+    EpochResult train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
+                            uint64_t epoch, int threads, SparseMode sparse, const ProgressFn& progress,
+                            bool stop_on_nonfinite);
+
+    // loss (mean cross-entropy + regularisation penalty) and accuracy, inference mode.
+    EvalResult evaluate(const float* x, const int32_t* y, size_t N, size_t batch_size, int threads,
+                        SparseMode sparse);
+    // out (N, K): the model's output (softmax probabilities when the last activation is softmax).
+    void predict(float* out, const float* x, size_t N, size_t batch_size, int threads, SparseMode sparse);
+
+    // regularisation penalty of the current weights.
+    double penalty() const;
+
+    // guards against two threads driving one model at once (see docs/ARCHITECTURE.md).
+    bool try_lock() { return !busy_.exchange(true); }
+    void unlock() { busy_.store(false); }
+    bool busy() const { return busy_.load(); }
+
+    // the first layer's choice for an input: sparse when fewer than this fraction of inputs are non-zero.
+    static constexpr double kSparseDensity = 0.40;
+    static bool choose_sparse(const float* x, size_t N, size_t IN, SparseMode mode);
+
+  private:
+    struct Workspace;  // per-batch buffers, sized for one batch size
+    void ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training);
+    void forward(Workspace& ws, size_t rows, bool training, bool sparse);
+    void backward(Workspace& ws, size_t rows, bool sparse);
+    void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
+                   bool sparse, double* loss_sum, size_t* correct);
+
+    const float* kernel(size_t l) const { return params_.data() + kernel_off_[l]; }
+    const float* bias(size_t l) const { return spec_.layers[l].use_bias ? params_.data() + bias_off_[l] : nullptr; }
+    size_t in_dim(size_t l) const { return l == 0 ? spec_.input_dim : spec_.layers[l - 1].units; }
+    size_t classes() const { return spec_.layers.back().units; }
+
+    MlpSpec spec_;
+    uint64_t seed_;
+    size_t arena_size_ = 0;
+    std::vector<size_t> kernel_off_, bias_off_;
+    std::vector<ParamInfo> info_;
+    std::vector<Segment> segments_;
+    std::vector<Chunk> chunks_;
+    std::vector<float> params_, grads_, m_, v_, vhat_;
+    std::vector<double> penalty_chunks_;
+    std::vector<uint32_t> perm_;
+    OptimizerConfig opt_;
+    int64_t iterations_ = 0;
+    uint64_t dropout_step_ = 0;  // never reset: masks do not repeat across compile() calls
+    std::unique_ptr<Workspace> train_ws_, eval_ws_;
+    std::atomic<bool> busy_{false};
+};
+
+}  // namespace pyreg

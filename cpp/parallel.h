@@ -1,0 +1,71 @@
+// parallel.h: the thread team. Kernels are "team-aware": called by every thread of an OpenMP
+// parallel region, each takes its share of fixed work units and meets the others at a barrier.
+// A unit's result never depends on which thread computes it, so every result is identical for
+// any thread count. Without OpenMP the team is one thread and barriers are no-ops.
+#pragma once
+
+#include <cstddef>
+
+#include "common.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace pyreg {
+
+inline int team_rank() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+inline int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+inline void team_barrier() {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+// threads used when the caller does not say: OMP_NUM_THREADS if set, else every core we may run on.
+inline int default_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+inline bool have_openmp() {
+#ifdef _OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+// runs body() on a team of `threads` threads (body must not throw).
+template <class Body>
+void run_team(int threads, Body body) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+    body();
+#else
+    (void)threads;
+    body();
+#endif
+}
+
+// this thread's share [begin, end) of n units, then nothing: the caller places the barrier.
+inline Range my_units(size_t n) { return split_range(n, team_rank(), team_size(), 1); }
+
+}  // namespace pyreg

@@ -1,0 +1,445 @@
+// simd_kernels.cpp: the hot kernels of simd.h, written once over a native vector type `vf` and
+// compiled once per instruction set (PYREG_ISA = generic | avx2 | avx512, see CMakeLists.txt).
+//
+// rounding: this file is compiled with -ffp-contract=off, so a*b+c is never fused behind our
+// back; the gemm kernels fuse explicitly (vfma), the optimizer does exactly keras' sequence of
+// float32 operations. every output element of a gemm is one sequential sum over p = 0..k-1, so
+// tiling and threading never change a result.
+#include <cmath>
+#include <cstring>
+
+#include "rng.h"
+#include "simd.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__) || defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#ifndef PYREG_ISA
+#error "PYREG_ISA must name the instruction set this object is compiled for"
+#endif
+#define PYREG_STR2(x) #x
+#define PYREG_STR(x) PYREG_STR2(x)
+
+namespace pyreg {
+namespace PYREG_ISA {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// the native vector: width, load/store (full and first-n), broadcast, fused multiply-add, relu.
+
+#if defined(__AVX512F__)
+constexpr int VW = 16;
+constexpr int MR = 4, NV = 4;  // 4 x 64 register tile: 16 accumulators + 4 loads of 32 zmm
+constexpr int SV = 8;          // sparse kernels: 8 vectors (128 columns) per pass
+typedef float vf __attribute__((vector_size(64)));
+inline vf vload(const float* p) { return (vf)_mm512_loadu_ps(p); }
+inline vf vloadn(const float* p, int n) { return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
+inline void vstore(float* p, vf v) { _mm512_storeu_ps(p, (__m512)v); }
+inline void vstoren(float* p, vf v, int n) { _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v); }
+inline vf vset1(float s) { return (vf)_mm512_set1_ps(s); }
+inline vf vfma(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c); }
+#elif defined(__AVX2__)
+constexpr int VW = 8;
+constexpr int MR = 6, NV = 2;  // 6 x 16 register tile: 12 accumulators of 16 ymm
+constexpr int SV = 8;
+typedef float vf __attribute__((vector_size(32)));
+inline __m256i tail_mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline vf vload(const float* p) { return (vf)_mm256_loadu_ps(p); }
+inline vf vloadn(const float* p, int n) { return (vf)_mm256_maskload_ps(p, tail_mask(n)); }
+inline void vstore(float* p, vf v) { _mm256_storeu_ps(p, (__m256)v); }
+inline void vstoren(float* p, vf v, int n) { _mm256_maskstore_ps(p, tail_mask(n), (__m256)v); }
+inline vf vset1(float s) { return (vf)_mm256_set1_ps(s); }
+inline vf vfma(vf a, vf b, vf c) { return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c); }
+#else
+constexpr int VW = 4;
+constexpr int MR = 4, NV = 2;  // 4 x 8: 8 accumulators, fits 16 sse or 32 neon registers
+constexpr int SV = 4;
+typedef float vf __attribute__((vector_size(16)));
+inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline vf vloadn(const float* p, int n) { vf v = {}; std::memcpy(&v, p, sizeof(float) * (size_t)n); return v; }
+inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline void vstoren(float* p, vf v, int n) { std::memcpy(p, &v, sizeof(float) * (size_t)n); }
+inline vf vset1(float s) { return vf{s, s, s, s}; }
+// no fused multiply-add in the portable path: one rounding after the product, one after the sum.
+inline vf vfma(vf a, vf b, vf c) { return a * b + c; }
+#endif
+// relu as max(a, 0); NaN gives 0, as the max instructions do.
+inline vf vrelu(vf a) { const vf z = {}; return a > z ? a : z; }
+
+// ---------------------------------------------------------------------------------------------
+// gemm register tile: acc (R, V vectors) = sum over p of A(r, p) * B(p, :); the last vector holds
+// only `nlast` columns when PART. TA selects how A is read (see simd.h: gemm_nn vs gemm_tn).
+
+template <int R, int V, bool TA, bool PART>
+inline void tile_sum(size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb, int nlast,
+                     vf (&acc)[R][V]) {
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v) acc[r][v] = vf{};
+    const float* ar[R];
+    if (!TA)
+        for (int r = 0; r < R; ++r) ar[r] = arows[r];
+    for (size_t p = 0; p < k; ++p) {
+        const float* bp = b + p * ldb;
+        vf bv[V];
+        for (int v = 0; v < V; ++v) bv[v] = (PART && v == V - 1) ? vloadn(bp + v * VW, nlast) : vload(bp + v * VW);
+        const float* ap = TA ? arows[p] + a_off : nullptr;
+        for (int r = 0; r < R; ++r) {
+            const vf a = vset1(TA ? ap[r] : ar[r][p]);
+            for (int v = 0; v < V; ++v) acc[r][v] = vfma(a, bv[v], acc[r][v]);
+        }
+    }
+}
+
+// mode 0: c = acc + bias; mode 1: c = relu(acc + bias); mode 2: c += acc.
+template <int R, int V, bool PART>
+inline void tile_store(const vf (&acc)[R][V], const float* bias, int mode, float* c, size_t ldc, int nlast) {
+    vf bv[V];
+    for (int v = 0; v < V; ++v) {
+        if (mode == 2 || bias == nullptr) bv[v] = vf{};
+        else bv[v] = (PART && v == V - 1) ? vloadn(bias + v * VW, nlast) : vload(bias + v * VW);
+    }
+    for (int r = 0; r < R; ++r) {
+        float* cr = c + (size_t)r * ldc;
+        for (int v = 0; v < V; ++v) {
+            const bool part = PART && v == V - 1;
+            vf out = acc[r][v] + bv[v];
+            if (mode == 1) out = vrelu(out);
+            if (mode == 2) out = (part ? vloadn(cr + v * VW, nlast) : vload(cr + v * VW)) + acc[r][v];
+            if (part) vstoren(cr + v * VW, out, nlast);
+            else vstore(cr + v * VW, out);
+        }
+    }
+}
+
+template <int R, int V, bool TA, bool PART>
+inline void tile(size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb, const float* bias,
+                 int mode, float* c, size_t ldc, int nlast) {
+    vf acc[R][V];
+    tile_sum<R, V, TA, PART>(k, arows, a_off, b, ldb, nlast, acc);
+    tile_store<R, V, PART>(acc, bias, mode, c, ldc, nlast);
+}
+
+// one row block of R rows across all n columns: full tiles of NV vectors, then the column tail.
+template <int R, bool TA>
+void row_block(size_t n, size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb,
+               const float* bias, int mode, float* c, size_t ldc) {
+    constexpr size_t NR = (size_t)NV * VW;
+    size_t j = 0;
+    for (; j + NR <= n; j += NR)
+        tile<R, NV, TA, false>(k, arows, a_off, b + j, ldb, bias ? bias + j : nullptr, mode, c + j, ldc, VW);
+    const size_t rem = n - j;
+    if (rem == 0) return;
+    const int nvec = (int)((rem + VW - 1) / VW);
+    const int nlast = (int)(rem - (size_t)(nvec - 1) * VW);
+    const float* bj = bias ? bias + j : nullptr;
+    switch (nvec) {  // 1 <= nvec <= NV <= 4 on every isa
+        case 1: tile<R, 1, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 2: if constexpr (NV >= 2) tile<R, 2, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 3: if constexpr (NV >= 3) tile<R, 3, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 4: if constexpr (NV >= 4) tile<R, 4, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        default: break;
+    }
+}
+
+template <bool TA>
+void gemm_rows(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb,
+               const float* bias, int mode, float* c, size_t ldc) {
+    size_t i = 0;
+    // NN: rows of C are rows of A (arows advances); TN: rows of C are columns of A (a_off advances).
+    auto rows_at = [&](size_t i0) { return TA ? arows : arows + i0; };
+    auto off_at = [&](size_t i0) { return TA ? a_off + i0 : (size_t)0; };
+    for (; i + MR <= m; i += MR) row_block<MR, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc);
+    switch (m - i) {
+        case 0: break;
+        case 1: row_block<1, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 2: if constexpr (MR > 2) row_block<2, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 3: if constexpr (MR > 3) row_block<3, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 4: if constexpr (MR > 4) row_block<4, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 5: if constexpr (MR > 5) row_block<5, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
+        default: break;
+    }
+}
+
+void gemm_nn(size_t m, size_t n, size_t k, const float* const* arows, const float* b, size_t ldb, const float* bias,
+             Act act, bool accumulate, float* c, size_t ldc) {
+    const int mode = accumulate ? 2 : (act == Act::relu ? 1 : 0);
+    gemm_rows<false>(m, n, k, arows, 0, b, ldb, accumulate ? nullptr : bias, mode, c, ldc);
+}
+
+void gemm_tn(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb,
+             bool accumulate, float* c, size_t ldc) {
+    gemm_rows<true>(m, n, k, arows, a_off, b, ldb, nullptr, accumulate ? 2 : 0, c, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sparse input: record the non-zeros of each row, then multiply only those.
+
+// writes the non-zeros of x (k) in increasing index order; returns their count.
+inline uint32_t scan_nonzeros(const float* x, size_t k, uint32_t* idx, float* val) {
+    uint32_t cnt = 0;
+    size_t p = 0;
+#if defined(__AVX512F__)
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i iv = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; p + 16 <= k; p += 16) {
+        const __m512 xv = _mm512_loadu_ps(x + p);
+        const __mmask16 nz = _mm512_cmp_ps_mask(xv, (__m512)vf{}, _CMP_NEQ_UQ);
+        _mm512_mask_compressstoreu_ps(val + cnt, nz, xv);
+        _mm512_mask_compressstoreu_epi32(idx + cnt, nz, iv);
+        cnt += (uint32_t)__builtin_popcount((unsigned)nz);
+        iv = _mm512_add_epi32(iv, step);
+    }
+#endif
+    for (; p < k; ++p) {  // branch-free: always write, advance only on a non-zero
+        idx[cnt] = (uint32_t)p;
+        val[cnt] = x[p];
+        cnt += (x[p] != 0.0f);
+    }
+    return cnt;
+}
+
+template <int V, bool PART>
+inline void sparse_row_chunk(uint32_t cnt, const uint32_t* idx, const float* val, const float* b, size_t ldb,
+                             const float* bias, int mode, float* c, int nlast) {
+    vf acc[V];
+    for (int v = 0; v < V; ++v) acc[v] = vf{};
+    for (uint32_t e = 0; e < cnt; ++e) {
+        const vf a = vset1(val[e]);
+        const float* bp = b + (size_t)idx[e] * ldb;
+        for (int v = 0; v < V; ++v)
+            acc[v] = vfma(a, (PART && v == V - 1) ? vloadn(bp + v * VW, nlast) : vload(bp + v * VW), acc[v]);
+    }
+    for (int v = 0; v < V; ++v) {
+        const bool part = PART && v == V - 1;
+        vf out = acc[v] + (bias ? (part ? vloadn(bias + v * VW, nlast) : vload(bias + v * VW)) : vf{});
+        if (mode == 1) out = vrelu(out);
+        if (part) vstoren(c + v * VW, out, nlast);
+        else vstore(c + v * VW, out);
+    }
+}
+
+template <int V>
+inline void sparse_tail(uint32_t cnt, const uint32_t* idx, const float* val, const float* b, size_t ldb,
+                        const float* bias, int mode, float* c, int nlast) {
+    sparse_row_chunk<V, true>(cnt, idx, val, b, ldb, bias, mode, c, nlast);
+}
+
+void sparse_nn(size_t m, size_t n, size_t k, const float* const* arows, const float* b, size_t ldb, const float* bias,
+               Act act, float* c, size_t ldc, uint32_t* nz_idx, float* nz_val, uint32_t* nz_cnt) {
+    const int mode = act == Act::relu ? 1 : 0;
+    constexpr size_t NS = (size_t)SV * VW;
+    for (size_t r = 0; r < m; ++r) {
+        uint32_t* idx = nz_idx + r * k;
+        float* val = nz_val + r * k;
+        const uint32_t cnt = scan_nonzeros(arows[r], k, idx, val);
+        nz_cnt[r] = cnt;
+        float* cr = c + r * ldc;
+        size_t j = 0;
+        for (; j + NS <= n; j += NS)
+            sparse_row_chunk<SV, false>(cnt, idx, val, b + j, ldb, bias ? bias + j : nullptr, mode, cr + j, VW);
+        const size_t rem = n - j;
+        if (rem == 0) continue;
+        const int nvec = (int)((rem + VW - 1) / VW);
+        const int nlast = (int)(rem - (size_t)(nvec - 1) * VW);
+        const float* bj = bias ? bias + j : nullptr;
+        switch (nvec) {  // 1 <= nvec <= SV <= 8
+            case 1: if constexpr (SV >= 1) sparse_tail<1>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 2: if constexpr (SV >= 2) sparse_tail<2>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 3: if constexpr (SV >= 3) sparse_tail<3>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 4: if constexpr (SV >= 4) sparse_tail<4>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 5: if constexpr (SV >= 5) sparse_tail<5>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 6: if constexpr (SV >= 6) sparse_tail<6>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 7: if constexpr (SV >= 7) sparse_tail<7>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            case 8: if constexpr (SV >= 8) sparse_tail<8>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
+            default: break;
+        }
+    }
+}
+
+void sparse_tn(size_t i0, size_t i1, size_t n, size_t m, size_t k, const uint32_t* nz_idx, const float* nz_val,
+               const uint32_t* nz_cnt, const float* dz, size_t lddz, float* dw, size_t lddw) {
+    const size_t nfull = n / VW * VW;
+    const int nlast = (int)(n - nfull);
+    for (size_t r = 0; r < m; ++r) {
+        const uint32_t* idx = nz_idx + r * k;
+        const float* val = nz_val + r * k;
+        const uint32_t cnt = nz_cnt[r];
+        // the recorded indices are sorted: skip to the first one in [i0, i1).
+        uint32_t lo = 0, hi = cnt;
+        while (lo < hi) {
+            const uint32_t mid = (lo + hi) / 2;
+            if (idx[mid] < i0) lo = mid + 1;
+            else hi = mid;
+        }
+        const float* dzr = dz + r * lddz;
+        for (uint32_t e = lo; e < cnt && idx[e] < i1; ++e) {
+            const vf a = vset1(val[e]);
+            float* dwr = dw + (size_t)idx[e] * lddw;
+            size_t j = 0;
+            for (; j < nfull; j += VW) vstore(dwr + j, vfma(a, vload(dzr + j), vload(dwr + j)));
+            if (nlast) vstoren(dwr + j, vfma(a, vloadn(dzr + j, nlast), vloadn(dwr + j, nlast)), nlast);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// optimizers: one pass per arena part, exactly keras' float32 sequence of operations
+// (../shared/KERAS_SEMANTICS.md), on whole vectors; the tail is the same code on a partial vector.
+// the penalty sums of the updated weights are kept per lane and added in lane order, so they depend
+// only on the part's bounds, which the trainer fixes independently of the thread count.
+
+#if defined(__AVX512F__)
+inline vf vsqrt(vf a) { return (vf)_mm512_sqrt_ps((__m512)a); }
+#elif defined(__AVX2__)
+inline vf vsqrt(vf a) { return (vf)_mm256_sqrt_ps((__m256)a); }
+#elif defined(__SSE2__)
+inline vf vsqrt(vf a) { return (vf)_mm_sqrt_ps((__m128)a); }
+#else
+inline vf vsqrt(vf a) { for (int l = 0; l < VW; ++l) a[l] = std::sqrt(a[l]); return a; }
+#endif
+inline vf vsign(vf a) {
+    const vf z = {}, one = vset1(1.0f);
+    return (a > z ? one : z) - (a < z ? one : z);
+}
+inline vf vabs(vf a) { const vf z = {}; return a < z ? z - a : a; }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+
+// sums lanes in order into the double accumulators; called every few hundred vectors.
+inline void flush(vf& sq, vf& ab, double* sum_sq, double* sum_abs) {
+    for (int l = 0; l < VW; ++l) {
+        *sum_sq += sq[l];
+        *sum_abs += ab[l];
+    }
+    sq = vf{};
+    ab = vf{};
+}
+
+// calls body(i, count) over [0, n) in whole vectors, then once for the partial tail; flushes sums.
+template <class Body>
+inline void for_vectors(size_t n, double* sum_sq, double* sum_abs, vf& sq, vf& ab, Body body) {
+    constexpr size_t FLUSH = 256 * VW;
+    size_t i = 0;
+    *sum_sq = 0.0;
+    *sum_abs = 0.0;
+    for (; i + VW <= n; i += VW) {
+        body(i, VW);
+        if ((i + VW) % FLUSH == 0) flush(sq, ab, sum_sq, sum_abs);
+    }
+    if (i < n) body(i, (int)(n - i));
+    flush(sq, ab, sum_sq, sum_abs);
+}
+
+inline vf ld(const float* p, int cnt) { return cnt == VW ? vload(p) : vloadn(p, cnt); }
+inline void st(float* p, vf v, int cnt) {
+    if (cnt == VW) vstore(p, v);
+    else vstoren(p, v, cnt);
+}
+
+template <bool REG, bool DECAY, bool AMS>
+void adam_impl(size_t n, float* w, const float* g, float* m, float* v, float* vhat, const OptCoef& c, double* sum_sq,
+               double* sum_abs) {
+    const float alpha = c.alpha, b1 = c.one_minus_beta_1, b2 = c.one_minus_beta_2, eps = c.epsilon;
+    const float l1 = c.l1, two_l2 = 2.0f * c.l2, wd = c.wd, lr = c.wd_lr;
+    vf sq = {}, ab = {};
+    for_vectors(n, sum_sq, sum_abs, sq, ab, [&](size_t i, int cnt) {
+        vf wi = ld(w + i, cnt), gi = ld(g + i, cnt), mi = ld(m + i, cnt), vi = ld(v + i, cnt);
+        if (REG) gi = gi + (two_l2 * wi + l1 * vsign(wi));  // regularizer gradient joins the loss gradient
+        if (DECAY) wi = wi - wi * wd * lr;                    // keras: variable - variable * wd * lr
+        mi = mi + (gi - mi) * b1;                             // m += (g - m) * (1 - beta_1)
+        vi = vi + (gi * gi - vi) * b2;                        // v += (g*g - v) * (1 - beta_2)
+        st(m + i, mi, cnt);
+        st(v + i, vi, cnt);
+        if (AMS) {
+            vi = vmax(ld(vhat + i, cnt), vi);
+            st(vhat + i, vi, cnt);
+        }
+        wi = wi - (mi * alpha) / (vsqrt(vi) + eps);  // w -= m * alpha / (sqrt(v) + epsilon)
+        st(w + i, wi, cnt);
+        sq += wi * wi;
+        ab += vabs(wi);
+    });
+}
+
+void adam(size_t n, float* w, const float* g, float* m, float* v, float* vhat, const OptCoef& c, double* sum_sq,
+          double* sum_abs) {
+    const bool reg = c.l1 != 0.0f || c.l2 != 0.0f, decay = c.wd != 0.0f, ams = vhat != nullptr;
+    const int sel = (reg ? 4 : 0) | (decay ? 2 : 0) | (ams ? 1 : 0);
+    switch (sel) {
+        case 0: adam_impl<false, false, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 1: adam_impl<false, false, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 2: adam_impl<false, true, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 3: adam_impl<false, true, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 4: adam_impl<true, false, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 5: adam_impl<true, false, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 6: adam_impl<true, true, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        default: adam_impl<true, true, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+    }
+}
+
+void sgd(size_t n, float* w, const float* g, float* mom, const OptCoef& c, double* sum_sq, double* sum_abs) {
+    const float lr = c.lr, mu = c.momentum, l1 = c.l1, two_l2 = 2.0f * c.l2, wd = c.wd, wlr = c.wd_lr;
+    const bool reg = c.l1 != 0.0f || c.l2 != 0.0f, decay = wd != 0.0f;
+    vf sq = {}, ab = {};
+    for_vectors(n, sum_sq, sum_abs, sq, ab, [&](size_t i, int cnt) {
+        vf wi = ld(w + i, cnt), gi = ld(g + i, cnt);
+        if (reg) gi = gi + (two_l2 * wi + l1 * vsign(wi));
+        if (decay) wi = wi - wi * wd * wlr;
+        if (mom) {  // keras sgd.py: m = m*momentum - g*lr; w += m, or w += m*momentum - g*lr (nesterov)
+            const vf mi = ld(mom + i, cnt) * mu - gi * lr;
+            st(mom + i, mi, cnt);
+            wi = c.nesterov ? wi + (mi * mu - gi * lr) : wi + mi;
+        } else {
+            wi = wi - gi * lr;
+        }
+        st(w + i, wi, cnt);
+        sq += wi * wi;
+        ab += vabs(wi);
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// dropout: philox words for 16 consecutive elements at a time (four blocks), compared with the
+// keep threshold; the loop over the four counters is written so the compiler can vectorise it.
+
+void dropout_forward(size_t rows, size_t cols, float* x, size_t ldx, uint8_t* mask, uint64_t seed, uint32_t stream,
+                     uint64_t step, size_t row0, uint64_t keep_threshold, float scale) {
+    for (size_t r = 0; r < rows; ++r) {
+        float* xr = x + r * ldx;
+        uint8_t* mr = mask + r * cols;
+        const uint64_t e0 = (uint64_t)(row0 + r) * cols;
+        for (size_t j = 0; j < cols;) {
+            const uint64_t e = e0 + j;
+            // a whole block when aligned and in range: use its four words directly.
+            if ((e & 3) == 0 && j + 4 <= cols) {
+                const uint64_t q = e >> 2;
+                const Philox4x32 blk =
+                    philox4x32_10((uint32_t)q, stream, (uint32_t)step, (uint32_t)(step >> 32) ^ (uint32_t)(q >> 32), seed);
+                for (int t = 0; t < 4; ++t) {
+                    const bool keep = (uint64_t)blk.v[t] < keep_threshold;
+                    mr[j + t] = (uint8_t)keep;
+                    xr[j + t] = keep ? xr[j + t] * scale : 0.0f;
+                }
+                j += 4;
+            } else {
+                const bool keep = (uint64_t)philox_word(seed, stream, step, e) < keep_threshold;
+                mr[j] = (uint8_t)keep;
+                xr[j] = keep ? xr[j] * scale : 0.0f;
+                j += 1;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+const KernelTable* table() {
+    static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, sparse_nn, sparse_tn,
+                                  adam, sgd, dropout_forward};
+    return &t;
+}
+
+}  // namespace PYREG_ISA
+}  // namespace pyreg
