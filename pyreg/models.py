@@ -619,7 +619,7 @@ class Sequential:
         if not path.exists():
             raise FileNotFoundError(f"no weights file at {path}")
         try:
-            with np.load(path, allow_pickle=False) as f:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 meta = json.loads(str(f["__meta__"])) if "__meta__" in f.files else None
                 if meta is None or meta.get("format") != _WEIGHTS_FORMAT:
                     raise ValueError(f"{path} is not a pyreg weights file (no '{_WEIGHTS_FORMAT}' marker)")

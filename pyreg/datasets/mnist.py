@@ -100,7 +100,7 @@ def _verify(arrays: dict[str, np.ndarray], source: str) -> None:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Reads and verifies an .npz; any failure becomes MnistIntegrityError naming the file."""
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # our handle: closed on any error
             arrays = {name: f[name] for name in SHA256 if name in f.files}
     except MnistIntegrityError:
         raise

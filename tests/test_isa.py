@@ -1,0 +1,79 @@
+"""Runtime dispatch: every instruction-set path this CPU can run gives the same results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pyreg
+from pyreg import _core, kernels
+
+ISAS = pyreg.build_info()["isa_available"]
+
+
+@pytest.fixture
+def restore_isa():
+    before = _core.get_isa()
+    yield
+    _core.set_isa(before)
+
+
+def run_all_kernels(rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    x = rng.standard_normal((37, 300)).astype(np.float32)
+    x[rng.random(x.shape) < 0.7] = 0
+    w = (rng.standard_normal((300, 75)) * 0.05).astype(np.float32)
+    b = rng.standard_normal(75).astype(np.float32)
+    out = {"dense": kernels.dense_forward(x, w, b, "relu"), "sparse": kernels.dense_forward(x, w, b, "relu", sparse=True)}
+    dy = rng.standard_normal((37, 75)).astype(np.float32)
+    out["dx"], out["dw"], out["db"] = kernels.dense_backward(dy, out["dense"], x, w, "relu")
+    wa, ma, va = w.ravel().copy(), np.zeros(w.size, np.float32), np.zeros(w.size, np.float32)
+    for t in range(3):
+        kernels.adam_update(wa, out["dw"].ravel(), ma, va, iterations=t, l2=0.001)
+    out["adam"] = wa
+    out["dropout"] = kernels.dropout_forward(x, 0.4, seed=3, step=1)[0]
+    return out
+
+
+def test_generic_path_is_always_available():
+    assert "generic" in ISAS
+    assert _core.get_isa() in ISAS
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_each_path_agrees_with_generic(isa, restore_isa):
+    _core.set_isa("generic")
+    ref = run_all_kernels()
+    _core.set_isa(isa)
+    assert _core.get_isa() == isa
+    got = run_all_kernels()
+    for k in ref:
+        # generic has no fused multiply-add: differences are float32 rounding only
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=1e-5, err_msg=f"{isa}: {k}")
+
+
+def test_vector_paths_are_bitwise_identical(restore_isa):
+    fused = [isa for isa in ISAS if isa != "generic"]
+    if len(fused) < 2:
+        pytest.skip(f"this CPU runs only {fused} among the fused-multiply-add paths; nothing to compare")
+    results = []
+    for isa in fused:
+        _core.set_isa(isa)
+        results.append(run_all_kernels())
+    for k in results[0]:
+        np.testing.assert_array_equal(results[1][k], results[0][k], err_msg=k)
+
+
+def test_unknown_isa_is_refused(restore_isa):
+    with pytest.raises(ValueError, match="isa must be one of the instruction sets this build and CPU support"):
+        _core.set_isa("sse9")
+
+
+def test_environment_variable_caps_the_choice(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import pyreg; print(pyreg.build_info()['isa_active'])"
+    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "PYREG_ISA": "generic"},
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.strip() == "generic"
