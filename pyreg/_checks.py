@@ -115,7 +115,8 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
         raise ValueError(
             f"{name} must have a batch axis and at least one feature axis (ndim >= 2); got shape {a.shape}"
         )
-    if sample_shape is not None and tuple(a.shape[1:]) != tuple(sample_shape):
+    flat_ok = sample_shape is not None and a.ndim == 2 and a.shape[1] == int(np.prod(sample_shape))
+    if sample_shape is not None and tuple(a.shape[1:]) != tuple(sample_shape) and not flat_ok:
         flat = int(np.prod(sample_shape))
         raise ValueError(
             f"{name} must have samples of shape {tuple(sample_shape)} (or {flat} features); "
