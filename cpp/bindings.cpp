@@ -12,6 +12,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -126,11 +127,17 @@ void bind_dense_forward(farr y, const farr& x, const farr& w, const py::object& 
     py::gil_scoped_release nogil;
     const std::vector<const float*> rows = row_pointers(xp, B, IN);
     if (sparse) {
-        std::vector<uint32_t> idx(B * IN), cnt(B);
-        std::vector<float> val(B * IN);
-        run_team(T, [&] { dense_forward_sparse(yp, {idx.data(), val.data(), cnt.data()}, rows.data(), wp, bp, B, IN, OUT, act); });
+        const size_t stride = std::max(IN, B);
+        std::vector<uint64_t> bits(B * bit_words(IN));
+        std::vector<uint32_t> scratch((size_t)T * stride);
+        const SparseInput sp{bits.data(), nullptr, scratch.data(), stride};
+        run_team(T, [&] {
+            sparse_scan_rows(sp, rows.data(), B, IN);
+            team_barrier();
+            dense_forward_sparse(yp, sp, rows.data(), Weights{wp, IN, OUT, false}, bp, B, act);
+        });
     } else {
-        run_team(T, [&] { dense_forward(yp, rows.data(), wp, bp, B, IN, OUT, act); });
+        run_team(T, [&] { dense_forward(yp, rows.data(), Weights{wp, IN, OUT, false}, bp, B, act); });
     }
 }
 
@@ -170,8 +177,9 @@ void bind_dense_backward(const py::object& dx_obj, farr dw, const py::object& db
     const std::vector<const float*> xrows = row_pointers(xp, B, IN), dzrows = row_pointers(dz.data(), B, OUT);
     run_team(T, [&] {
         activation_backward(dz.data(), dyp, yp, nullptr, 1.0f, B, OUT, act);
-        dense_backward_params(dwp, dbp, dz.data(), xrows.data(), B, IN, OUT, accumulate);
-        if (dxp) dense_backward_input(dxp, dzrows.data(), wp, wt.data(), B, IN, OUT, accumulate);
+        dense_backward_params(WeightGrads{dwp, IN, OUT, false}, dbp, dz.data(), xrows.data(), B, accumulate);
+        team_barrier();  // dx reads every column of dz
+        if (dxp) dense_backward_input(dxp, dzrows.data(), Weights{wp, IN, OUT, false}, wt.data(), B, accumulate);
     });
 }
 
@@ -263,13 +271,10 @@ void bind_optimizer_update(const std::string& kind, farr w, const farr& g, const
     }
     const int T = threads_arg(threads);
     const size_t n = (size_t)w.size();
-    std::vector<Segment> segs{{0, n, (float)l1, (float)l2, true}};
-    std::vector<Chunk> chunks = make_chunks(segs);
-    std::vector<double> pen(chunks.size());
     float* wp = w.mutable_data();
     const float* gp = g.data();
     py::gil_scoped_release nogil;
-    run_team(T, [&] { optimizer_step(cfg, iterations, segs, chunks, wp, gp, st, pen.data()); });
+    run_team(T, [&] { optimizer_step_flat(cfg, iterations, n, wp, gp, st, (float)l1, (float)l2); });
 }
 
 py::tuple bind_softmax_xent(const farr& logits, const iarr& labels, const py::object& dlogits_obj, double grad_scale,
@@ -517,6 +522,7 @@ PYBIND11_MODULE(_core, mod) {
             "Selects the kernel table ('avx512', 'avx2' or 'generic'); raises ValueError if unavailable.");
     mod.def("get_isa", [] { return std::string(kernels().name); }, "The active kernel table's name.");
     mod.def("default_threads", &default_threads, "Threads used when threads=0: OMP_NUM_THREADS or all cores.");
+    mod.attr("PANEL_WIDTH") = kColBlock;
 
     mod.def("dense_forward", &bind_dense_forward, py::arg("y").noconvert(), py::arg("x").noconvert(),
             py::arg("w").noconvert(), py::arg("b"), py::arg("activation"), py::arg("threads") = 0,
@@ -576,7 +582,8 @@ PYBIND11_MODULE(_core, mod) {
                      out.append(py::make_tuple(p.layer, p.name, p.offset, py::tuple(py::cast(p.shape))));
                  return out;
              },
-             "[(layer, 'kernel'|'bias', offset, shape)] in keras' get_weights order.")
+             "[(layer, 'kernel'|'bias', offset, shape)] in keras' get_weights order. A kernel (IN, OUT) is stored "
+             "in column panels: columns [64p, 64p+64) as a row-major (IN, width) block at offset + p*IN*64.")
         .def("arena", [](py::object self) {
                  Mlp& m = self.cast<Mlp&>();
                  return view_of(m.arena(), m.arena_size(), self);
@@ -612,6 +619,9 @@ PYBIND11_MODULE(_core, mod) {
              py::arg("kind"), py::arg("learning_rate"), py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999,
              py::arg("epsilon") = 1e-7, py::arg("amsgrad") = false, py::arg("momentum") = 0.0,
              py::arg("nesterov") = false, py::arg("weight_decay") = 0.0)
+        .def("set_profiling", &Mlp::set_profiling, py::arg("on"),
+             "Turns per-phase timing of train_epoch on (resetting it) or off.")
+        .def("profile", &Mlp::profile, "[(phase, seconds)] accumulated since profiling was turned on.")
         .def("penalty", &Mlp::penalty, "Regularisation penalty of the current weights (added to the loss).")
         .def("train_epoch", &bind_train_epoch, py::arg("x").noconvert(), py::arg("y").noconvert(),
              py::arg("batch_size"), py::arg("shuffle") = true, py::arg("epoch") = 0, py::arg("threads") = 0,

@@ -50,6 +50,10 @@ inline Act act_from_name(const std::string& name) {
     return Act::linear;
 }
 
+// columns per block: the unit of thread ownership (parallel.h) and of the trainer's weight panels
+// (dense.h). 64 floats are four whole cache lines.
+constexpr size_t kColBlock = 64;
+
 // a contiguous range [begin, end) of an index space; used to hand work to threads.
 struct Range {
     size_t begin, end;

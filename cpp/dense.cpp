@@ -1,8 +1,9 @@
-// dense.cpp: the dense layer on the kernel table (simd.h), split into fixed work units.
+// dense.cpp: the dense layer on the kernel table (simd.h), each thread on the columns it owns.
 #include "dense.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "parallel.h"
@@ -12,21 +13,9 @@ namespace pyreg {
 
 namespace {
 
-// an (m, n) output cut into blocks of (rows, cols); unit u is block (u % nrb, u / nrb), so that
-// consecutive units share a column block and a thread reads one slice of the weight.
-struct Grid {
-    size_t m, n, rows, cols, nrb, ncb;
-    Grid(size_t m_, size_t n_, size_t rows_, size_t cols_)
-        : m(m_), n(n_), rows(rows_), cols(cols_), nrb((m_ + rows_ - 1) / rows_), ncb((n_ + cols_ - 1) / cols_) {}
-    size_t units() const { return nrb * ncb; }
-    size_t i0(size_t u) const { return (u % nrb) * rows; }
-    size_t i1(size_t u) const { return std::min(m, i0(u) + rows); }
-    size_t j0(size_t u) const { return (u / nrb) * cols; }
-    size_t j1(size_t u) const { return std::min(n, j0(u) + cols); }
-};
-
 inline float sigmoidf(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
+// second-pass activations (sigmoid, tanh) over rows [i0, i1), columns [j0, j1).
 void activation_region(float* y, size_t ld, size_t i0, size_t i1, size_t j0, size_t j1, Act act) {
     if (act != Act::sigmoid && act != Act::tanh) return;
     for (size_t i = i0; i < i1; ++i) {
@@ -55,11 +44,10 @@ void act_backward_region(float* dz, const float* dy, const float* y, const uint8
     }
 }
 
-// db (OUT) = (or +=) sum over b of dz (B, OUT); this thread's column share, summed in row order.
-void bias_grad_share(float* db, const float* dz, size_t B, size_t OUT, bool accumulate) {
+// db (OUT) = (or +=) sum over b of dz (B, OUT), columns [c0, c1), summed in row order.
+void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size_t c1, bool accumulate) {
     if (!db) return;
-    const Range r = split_range(OUT, team_rank(), team_size(), 16);
-    for (size_t j = r.begin; j < r.end; ++j) {
+    for (size_t j = c0; j < c1; ++j) {
         float s = 0.0f;
         for (size_t b = 0; b < B; ++b) s += dz[b * OUT + j];
         db[j] = accumulate ? db[j] + s : s;
@@ -68,94 +56,161 @@ void bias_grad_share(float* db, const float* dz, size_t B, size_t OUT, bool accu
 
 Act fused(Act act) { return act == Act::relu ? Act::relu : Act::linear; }
 
+// the columns p < k where any of rows [r0, r1) has a bit set, increasing; returns their count.
+size_t union_of_rows(const uint64_t* bits, size_t words, size_t r0, size_t r1, size_t k, uint32_t* out) {
+    size_t n = 0;
+    for (size_t w = 0; w < words; ++w) {
+        uint64_t u = 0;
+        for (size_t r = r0; r < r1; ++r) u |= bits[r * words + w];
+        while (u) {
+            const size_t p = w * 64 + (size_t)__builtin_ctzll(u);
+            if (p < k) out[n++] = (uint32_t)p;
+            u &= u - 1;
+        }
+    }
+    return n;
+}
+
+// the set bits of a (words)-word bitmap as increasing indices; returns their count.
+size_t list_bits(const uint64_t* bits, size_t words, uint32_t* out) {
+    size_t n = 0;
+    for (size_t w = 0; w < words; ++w)
+        for (uint64_t u = bits[w]; u; u &= u - 1) out[n++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(u));
+    return n;
+}
+
 }  // namespace
 
-void dense_forward(float* y, const float* const* xrows, const float* w, const float* b, size_t B, size_t IN,
-                   size_t OUT, Act act) {
+// ---------------------------------------------------------------------------------------------
+// forward
+
+void sparse_scan_rows(SparseInput sp, const float* const* xrows, size_t B, size_t IN) {
     const KernelTable& K = kernels();
-    const Grid g(B, OUT, (size_t)K.mr, (size_t)K.nr);
-    const Range r = my_units(g.units());
-    for (size_t u = r.begin; u < r.end; ++u) {
-        const size_t i0 = g.i0(u), i1 = g.i1(u), j0 = g.j0(u), j1 = g.j1(u);
-        K.gemm_nn(i1 - i0, j1 - j0, IN, xrows + i0, w + j0, OUT, b ? b + j0 : nullptr, fused(act), false,
-                  y + i0 * OUT + j0, OUT);
-        activation_region(y, OUT, i0, i1, j0, j1, act);
-    }
-    team_barrier();
+    const size_t words = bit_words(IN);
+    const Range r = my_units(B);
+    for (size_t b = r.begin; b < r.end; ++b) K.nonzero_bits(xrows[b], IN, sp.row_bits + b * words);
 }
 
-void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, const float* w, const float* b,
-                          size_t B, size_t IN, size_t OUT, Act act) {
-    const KernelTable& K = kernels();
-    const Range r = my_units(B);
-    if (r.end > r.begin) {
-        K.sparse_nn(r.end - r.begin, OUT, IN, xrows + r.begin, w, OUT, b, fused(act), y + r.begin * OUT, OUT,
-                    sp.idx + r.begin * IN, sp.val + r.begin * IN, sp.cnt + r.begin);
-        activation_region(y, OUT, r.begin, r.end, 0, OUT, act);
+void sparse_scan_groups(SparseInput sp, size_t B, size_t IN) {
+    // the groups of kFeatureGroup bits never straddle a 64-bit word: threads split the words.
+    static_assert(64 % kFeatureGroup == 0, "feature groups must tile a 64-bit word");
+    constexpr size_t per_word = 64 / kFeatureGroup;
+    const size_t words = bit_words(IN), bw = bit_words(B), groups = (IN + kFeatureGroup - 1) / kFeatureGroup;
+    uint64_t spread_mask = 0;  // the lowest bit of every group
+    for (size_t g = 0; g < per_word; ++g) spread_mask |= 1ull << (g * kFeatureGroup);
+    const Range r = my_units(words);
+    for (size_t w = r.begin; w < r.end; ++w) {
+        const size_t g0 = w * per_word, g1 = std::min(groups, g0 + per_word);
+        for (size_t g = g0; g < g1; ++g) std::memset(sp.group_rows + g * bw, 0, bw * sizeof(uint64_t));
+        for (size_t b = 0; b < B; ++b) {
+            uint64_t x = sp.row_bits[b * words + w], any = x;
+            for (size_t s = 1; s < kFeatureGroup; ++s) any |= x >> s;
+            for (uint64_t u = any & spread_mask; u; u &= u - 1) {
+                const size_t g = g0 + (size_t)__builtin_ctzll(u) / kFeatureGroup;
+                sp.group_rows[g * bw + b / 64] |= 1ull << (b % 64);
+            }
+        }
     }
-    team_barrier();
 }
+
+// the column blocks [p0, p1) this thread owns in an OUT-wide layer.
+struct OwnedBlocks {
+    size_t p0, p1, c0, c1;
+};
+inline OwnedBlocks owned_blocks(size_t OUT) {
+    const Range c = owned_cols(OUT);
+    if (c.begin == c.end) return {0, 0, 0, 0};  // this thread owns no column of a narrow layer
+    return {c.begin / kColBlock, (c.end + kColBlock - 1) / kColBlock, c.begin, c.end};
+}
+
+void dense_forward(float* y, const float* const* xrows, Weights w, const float* b, size_t B, Act act) {
+    const KernelTable& K = kernels();
+    const OwnedBlocks o = owned_blocks(w.out);
+    for (size_t p = o.p0; p < o.p1; ++p) {
+        const size_t j0 = p * kColBlock;
+        K.gemm_nn(B, w.width(p), w.in, xrows, nullptr, w.block(p), w.ld(p), b ? b + j0 : nullptr, fused(act), false,
+                  y + j0, w.out);
+    }
+    activation_region(y, w.out, 0, B, o.c0, o.c1, act);
+}
+
+void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, Weights w, const float* b, size_t B,
+                          Act act) {
+    const KernelTable& K = kernels();
+    const OwnedBlocks o = owned_blocks(w.out);
+    if (o.p0 == o.p1) return;
+    const size_t IN = w.in, words = bit_words(IN), mr = (size_t)K.mr;
+    uint32_t* kidx = sp.scratch + (size_t)team_rank() * sp.scratch_stride;
+    for (size_t i0 = 0; i0 < B; i0 += mr) {  // one row tile at a time: its non-zero columns, then the gemm
+        const size_t i1 = std::min(B, i0 + mr);
+        const size_t nk = union_of_rows(sp.row_bits, words, i0, i1, IN, kidx);
+        for (size_t p = o.p0; p < o.p1; ++p) {
+            const size_t j0 = p * kColBlock;
+            K.gemm_nn(i1 - i0, w.width(p), nk, xrows + i0, kidx, w.block(p), w.ld(p), b ? b + j0 : nullptr,
+                      fused(act), false, y + i0 * w.out + j0, w.out);
+        }
+    }
+    activation_region(y, w.out, 0, B, o.c0, o.c1, act);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward
 
 void activation_backward(float* dz, const float* dy, const float* y, const uint8_t* mask, float scale, size_t B,
                          size_t OUT, Act act) {
-    const Range r = my_units(B);
-    act_backward_region(dz, dy, y, mask, scale, OUT, r.begin, r.end, 0, OUT, act);
-    team_barrier();
+    const Range c = owned_cols(OUT);
+    act_backward_region(dz, dy, y, mask, scale, OUT, 0, B, c.begin, c.end, act);
 }
 
-void dense_backward_params(float* dw, float* db, const float* dz, const float* const* xrows, size_t B, size_t IN,
-                           size_t OUT, bool accumulate) {
+void dense_backward_params(WeightGrads dw, float* db, const float* dz, const float* const* xrows, size_t B,
+                           bool accumulate) {
     const KernelTable& K = kernels();
-    const Grid g(IN, OUT, (size_t)K.mr, (size_t)K.nr);
-    const Range r = my_units(g.units());
-    for (size_t u = r.begin; u < r.end; ++u) {
-        const size_t i0 = g.i0(u), i1 = g.i1(u), j0 = g.j0(u), j1 = g.j1(u);
-        K.gemm_tn(i1 - i0, j1 - j0, B, xrows, i0, dz + j0, OUT, accumulate, dw + i0 * OUT + j0, OUT);
-    }
-    bias_grad_share(db, dz, B, OUT, accumulate);
-    team_barrier();
+    const OwnedBlocks o = owned_blocks(dw.out);
+    for (size_t p = o.p0; p < o.p1; ++p)
+        K.gemm_tn(dw.in, dw.width(p), B, xrows, 0, nullptr, dz + p * kColBlock, dw.out, accumulate, dw.block(p),
+                  dw.ld(p));
+    bias_grad(db, dz, B, dw.out, o.c0, o.c1, accumulate);
 }
 
-void dense_backward_params_sparse(float* dw, float* db, const float* dz, SparseInput sp, size_t B, size_t IN,
-                                  size_t OUT, bool accumulate) {
+void dense_backward_params_sparse(WeightGrads dw, float* db, const float* dz, SparseInput sp,
+                                  const float* const* xrows, size_t B, bool accumulate) {
     const KernelTable& K = kernels();
-    // columns split between threads: each thread owns dw[:, j0:j1) and adds every non-zero's row.
-    const Range r = split_range(OUT, team_rank(), team_size(), (size_t)K.vector_width);
-    if (r.end > r.begin) {
-        const size_t n = r.end - r.begin;
-        if (!accumulate)
-            for (size_t i = 0; i < IN; ++i) std::memset(dw + i * OUT + r.begin, 0, n * sizeof(float));
-        K.sparse_tn(0, IN, n, B, IN, sp.idx, sp.val, sp.cnt, dz + r.begin, OUT, dw + r.begin, OUT);
+    const OwnedBlocks o = owned_blocks(dw.out);
+    if (o.p0 == o.p1) return;
+    const size_t IN = dw.in, bw = bit_words(B);
+    uint32_t* kidx = sp.scratch + (size_t)team_rank() * sp.scratch_stride;
+    for (size_t i0 = 0, g = 0; i0 < IN; i0 += kFeatureGroup, ++g) {
+        const size_t i1 = std::min(IN, i0 + kFeatureGroup);
+        const size_t nk = list_bits(sp.group_rows + g * bw, bw, kidx);  // batch rows non-zero in these features
+        for (size_t p = o.p0; p < o.p1; ++p) {
+            float* out = dw.block(p) + i0 * dw.ld(p);
+            if (nk == 0) {  // zero in every row of the batch: zero gradient
+                if (!accumulate)
+                    for (size_t i = i0; i < i1; ++i) std::memset(out + (i - i0) * dw.ld(p), 0, dw.width(p) * sizeof(float));
+                continue;
+            }
+            K.gemm_tn(i1 - i0, dw.width(p), nk, xrows, i0, kidx, dz + p * kColBlock, dw.out, accumulate, out, dw.ld(p));
+        }
     }
-    bias_grad_share(db, dz, B, OUT, accumulate);
-    team_barrier();
+    bias_grad(db, dz, B, dw.out, o.c0, o.c1, accumulate);
 }
 
-void dense_backward_input(float* dx, const float* const* dzrows, const float* w, float* wt, size_t B, size_t IN,
-                          size_t OUT, bool accumulate, const float* y_in, const uint8_t* mask_in, float scale_in,
-                          Act act_in) {
-    const KernelTable& K = kernels();
-    // wt (OUT, IN) = w^T, rows of w split between threads.
-    const Range t = my_units(IN);
-    for (size_t i = t.begin; i < t.end; ++i)
-        for (size_t j = 0; j < OUT; ++j) wt[j * IN + i] = w[i * OUT + j];
-    team_barrier();
-    const Grid g(B, IN, (size_t)K.mr, (size_t)K.nr);
-    const Range r = my_units(g.units());
-    for (size_t u = r.begin; u < r.end; ++u) {
-        const size_t i0 = g.i0(u), i1 = g.i1(u), j0 = g.j0(u), j1 = g.j1(u);
-        K.gemm_nn(i1 - i0, j1 - j0, OUT, dzrows + i0, wt + j0, IN, nullptr, Act::linear, accumulate,
-                  dx + i0 * IN + j0, IN);
-        // fused: the previous layer's dropout mask and activation derivative, while the tile is hot.
-        if (y_in) act_backward_region(dx, dx, y_in, mask_in, scale_in, IN, i0, i1, j0, j1, act_in);
+void dense_backward_input(float* dx, const float* const* dzrows, Weights w, float* wt, size_t B, bool accumulate,
+                          const float* y_in, const uint8_t* mask_in, float scale_in, Act act_in) {
+    const size_t IN = w.in, OUT = w.out;
+    const Range c = owned_cols(IN);  // columns of dx: the layer below's outputs
+    if (c.end == c.begin) return;
+    // wt (OUT, IN) = w^T for this thread's columns only: no other thread reads them.
+    for (size_t p = 0; p < w.blocks(); ++p) {
+        const float* blk = w.block(p);
+        const size_t ld = w.ld(p), width = w.width(p), j0 = p * kColBlock;
+        for (size_t i = c.begin; i < c.end; ++i)
+            for (size_t jj = 0; jj < width; ++jj) wt[(j0 + jj) * IN + i] = blk[i * ld + jj];
     }
-    team_barrier();
-}
-
-void activation_forward(float* y, size_t B, size_t OUT, Act act) {
-    const Range r = my_units(B);
-    activation_region(y, OUT, r.begin, r.end, 0, OUT, act);
-    team_barrier();
+    kernels().gemm_nn(B, c.end - c.begin, OUT, dzrows, nullptr, wt + c.begin, IN, nullptr, Act::linear, accumulate,
+                      dx + c.begin, IN);
+    // fused: the layer below's dropout mask and activation derivative, while the columns are hot.
+    if (y_in) act_backward_region(dx, dx, y_in, mask_in, scale_in, IN, 0, B, c.begin, c.end, act_in);
 }
 
 void dense_forward_ref(float* y, const float* x, const float* w, const float* b, size_t B, size_t IN, size_t OUT,

@@ -5,7 +5,8 @@
 //             mask (B, OUT) = keep (1/0), kept for the backward pass (4 KiB per 32x128 batch:
 //             cheaper to keep than to regenerate, measured in bench/test_kernels_bench.py).
 //   backward  dx = mask ? dy / (1 - rate) : 0
-// inference is the identity and does not call these.
+// inference is the identity and does not call these. team-aware: each thread does its own columns
+// (owned_cols); no barrier.
 #pragma once
 
 #include <cstddef>
@@ -18,10 +19,10 @@ uint64_t keep_threshold(double rate);
 // 1 / (1 - rate) computed in double, then rounded to float32, as tensorflow scales dropout.
 float keep_scale(double rate);
 
-// x (B, OUT) in place; mask (B, OUT) overwritten. team-aware, ends with a barrier.
+// x (B, OUT) in place; mask (B, OUT) overwritten (this thread's columns).
 void dropout_forward(float* x, uint8_t* mask, size_t B, size_t OUT, double rate, uint64_t seed, uint32_t stream,
                      uint64_t step);
-// dx (B, OUT) = mask * dy * scale; in place allowed. team-aware, ends with a barrier.
+// dx (B, OUT) = mask * dy * scale (this thread's columns); in place allowed.
 void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t B, size_t OUT, double rate);
 
 }  // namespace pyreg

@@ -45,7 +45,6 @@ void softmax_xent(float* dlogits, float* loss_rows, uint8_t* correct_rows, const
             }
         }
     }
-    team_barrier();
 }
 
 void softmax_forward(float* probs, const float* logits, size_t B, size_t K) {
@@ -56,7 +55,6 @@ void softmax_forward(float* probs, const float* logits, size_t B, size_t K) {
         const RowStats s = row_stats(z, K);
         for (size_t k = 0; k < K; ++k) p[k] = std::exp(z[k] - s.max) / s.sum;
     }
-    team_barrier();
 }
 
 }  // namespace pyreg

@@ -2,6 +2,7 @@
 #include "mlp.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -50,12 +51,14 @@ struct Mlp::Workspace {
     std::vector<float> xin;                // (rows, IN) input copy when the input has dropout
     std::vector<uint8_t> xin_mask;         // (rows, IN)
     std::vector<const float*> xin_rows;    // (rows)
-    std::vector<uint32_t> nz_idx, nz_cnt;  // sparse record: (rows, IN) and (rows)
-    std::vector<float> nz_val;             // (rows, IN)
+    size_t threads = 0;                    // thread slices in scratch
+    std::vector<uint64_t> row_bits;        // (rows, bit_words(IN)) sparse input: non-zero bitmaps
+    std::vector<uint64_t> group_rows;      // (feature groups, bit_words(rows)) sparse input, for dW
+    std::vector<uint32_t> scratch;         // (threads, max(IN, rows)) sparse input: index lists
     std::vector<float> loss_rows;          // (rows)
     std::vector<uint8_t> correct_rows;     // (rows)
     std::vector<int32_t> labels;           // (rows)
-    SparseInput sparse() { return {nz_idx.data(), nz_val.data(), nz_cnt.data()}; }
+    SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
 };
 
 Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
@@ -72,16 +75,18 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
                     "softmax is supported only as the last layer's activation (layer " << l << ")");
         PYREG_CHECK(L.kernel_l1 >= 0 && L.kernel_l2 >= 0 && L.bias_l1 >= 0 && L.bias_l2 >= 0,
                     "regularization factors must be non-negative (layer " << l << ")");
-        const size_t in = in_dim(l);
+        const size_t in = in_dim(l), out = L.units;
         kernel_off_.push_back(off);
-        info_.push_back({off, {in, L.units}, "kernel", l});
-        segments_.push_back({off, in * L.units, L.kernel_l1, L.kernel_l2, true});
-        off = align_up(off + in * L.units);
+        info_.push_back({off, {in, out}, "kernel", l});
+        for (size_t c = 0; c < out; c += kColBlock)  // one segment per column panel
+            segments_.push_back({off + c * in, in * std::min(kColBlock, out - c), L.kernel_l1, L.kernel_l2, true, c, out});
+        off = align_up(off + in * out);
         bias_off_.push_back(off);
         if (L.use_bias) {
-            info_.push_back({off, {L.units}, "bias", l});
-            segments_.push_back({off, L.units, L.bias_l1, L.bias_l2, true});
-            off = align_up(off + L.units);
+            info_.push_back({off, {out}, "bias", l});
+            for (size_t c = 0; c < out; c += kColBlock)
+                segments_.push_back({off + c, std::min(kColBlock, out - c), L.bias_l1, L.bias_l2, true, c, out});
+            off = align_up(off + out);
         }
     }
     arena_size_ = off;
@@ -90,6 +95,48 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
     chunks_ = make_chunks(segments_);
     penalty_chunks_.assign(chunks_.size(), 0.0);
     set_optimizer(OptimizerConfig{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// profiling: the master thread adds the time since its previous mark to a phase slot.
+
+struct Mlp::PhaseClock {
+    std::vector<std::string> names;
+    std::vector<double> seconds;
+    std::chrono::steady_clock::time_point last;
+    void start() { last = std::chrono::steady_clock::now(); }
+    void mark(size_t slot) {
+        const auto now = std::chrono::steady_clock::now();
+        seconds[slot] += std::chrono::duration<double>(now - last).count();
+        last = now;
+    }
+};
+
+void Mlp::set_profiling(bool on) {
+    if (!on) {
+        clock_.reset();
+        return;
+    }
+    clock_.reset(new PhaseClock());
+    const size_t L = spec_.layers.size();
+    clock_->names.push_back("setup");
+    for (size_t l = 0; l < L; ++l) clock_->names.push_back("forward_" + std::to_string(l));
+    clock_->names.push_back("loss");
+    for (size_t l = 0; l < L; ++l) clock_->names.push_back("backward_" + std::to_string(l));
+    clock_->names.push_back("optimizer");
+    clock_->names.push_back("report");
+    clock_->seconds.assign(clock_->names.size(), 0.0);
+}
+
+std::vector<std::pair<std::string, double>> Mlp::profile() const {
+    std::vector<std::pair<std::string, double>> out;
+    if (clock_)
+        for (size_t i = 0; i < clock_->names.size(); ++i) out.emplace_back(clock_->names[i], clock_->seconds[i]);
+    return out;
+}
+
+void Mlp::mark(size_t slot) {
+    if (clock_ && team_rank() == 0) clock_->mark(slot);
 }
 
 Mlp::~Mlp() = default;
@@ -122,12 +169,13 @@ bool Mlp::choose_sparse(const float* x, size_t N, size_t IN, SparseMode mode) {
     return rows > 0 && (double)nz < kSparseDensity * (double)(rows * IN);
 }
 
-void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training) {
-    if (ws && ws->capacity >= rows && ws->training == training) return;
+void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training, int threads) {
+    if (ws && ws->capacity >= rows && ws->training == training && ws->threads >= (size_t)threads) return;
     ws.reset(new Workspace());
     Workspace& w = *ws;
     w.capacity = rows;
     w.training = training;
+    w.threads = (size_t)threads;
     const size_t L = spec_.layers.size(), IN = spec_.input_dim;
     w.act.resize(L);
     w.pre.resize(L);
@@ -157,9 +205,9 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
         w.xin_rows.resize(rows);
         for (size_t r = 0; r < rows; ++r) w.xin_rows[r] = w.xin.data() + r * IN;
     }
-    w.nz_idx.assign(rows * IN, 0);
-    w.nz_val.assign(rows * IN, 0.0f);
-    w.nz_cnt.assign(rows, 0);
+    w.row_bits.assign(rows * bit_words(IN), 0);
+    w.group_rows.assign((IN + kFeatureGroup - 1) / kFeatureGroup * bit_words(rows), 0);
+    w.scratch.assign((size_t)threads * std::max(IN, rows), 0);
     w.loss_rows.assign(rows, 0.0f);
     w.correct_rows.assign(rows, 0);
     w.labels.assign(rows, 0);
@@ -168,37 +216,49 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
 // ---------------------------------------------------------------------------------------------
 // forward and backward of one batch of `rows` rows; called by every thread of the team.
 
+// each phase below works on the columns its thread owns; a barrier separates a phase from the
+// next one that reads other threads' columns.
+
 void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse) {
     const size_t L = spec_.layers.size(), IN = spec_.input_dim;
     const float* const* in_rows = ws.x_rows.data();
     if (training && spec_.input_dropout > 0.0) {
-        const Range r = my_units(rows);
-        for (size_t b = r.begin; b < r.end; ++b) std::memcpy(ws.xin.data() + b * IN, ws.x_rows[b], IN * sizeof(float));
-        team_barrier();
+        const Range c = owned_cols(IN);
+        for (size_t b = 0; b < rows; ++b)
+            std::memcpy(ws.xin.data() + b * IN + c.begin, ws.x_rows[b] + c.begin, (c.end - c.begin) * sizeof(float));
         dropout_forward(ws.xin.data(), ws.xin_mask.data(), rows, IN, spec_.input_dropout, seed_, 0, dropout_step_);
         in_rows = ws.xin_rows.data();
+        team_barrier();
+    }
+    if (sparse) {
+        sparse_scan_rows(ws.sparse(), in_rows, rows, IN);
+        team_barrier();
+        if (training) sparse_scan_groups(ws.sparse(), rows, IN);  // read by the backward, barriers later
     }
     for (size_t l = 0; l < L; ++l) {
         const LayerSpec& S = spec_.layers[l];
         const Act act = S.act == Act::softmax ? Act::linear : S.act;  // softmax: in the loss or in predict
         float* y = ws.act[l].data();
         if (l == 0 && sparse)
-            dense_forward_sparse(y, ws.sparse(), in_rows, kernel(l), bias(l), rows, in_dim(l), S.units, act);
+            dense_forward_sparse(y, ws.sparse(), in_rows, kernel(l), bias(l), rows, act);
         else
-            dense_forward(y, in_rows, kernel(l), bias(l), rows, in_dim(l), S.units, act);
+            dense_forward(y, in_rows, kernel(l), bias(l), rows, act);
         if (training && S.dropout > 0.0) {
             if (needs_pre_dropout_copy(S)) {
-                const Range r = my_units(rows);
-                std::memcpy(ws.pre[l].data() + r.begin * S.units, y + r.begin * S.units,
-                            (r.end - r.begin) * S.units * sizeof(float));
-                team_barrier();
+                const Range c = owned_cols(S.units);
+                for (size_t b = 0; b < rows; ++b)
+                    std::memcpy(ws.pre[l].data() + b * S.units + c.begin, y + b * S.units + c.begin,
+                                (c.end - c.begin) * sizeof(float));
             }
             dropout_forward(y, ws.mask[l].data(), rows, S.units, S.dropout, seed_, (uint32_t)(l + 1), dropout_step_);
         }
+        team_barrier();  // the next layer reads every column
         in_rows = ws.act_rows[l].data();
+        if (training) mark(1 + l);
     }
 }
 
+// ends without a barrier: the owner of each gradient column goes straight on to its optimizer update.
 void Mlp::backward(Workspace& ws, size_t rows, bool sparse) {
     const size_t L = spec_.layers.size();
     float* g = grads_.data();
@@ -206,22 +266,27 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse) {
         const LayerSpec& S = spec_.layers[l];
         const size_t in = in_dim(l), out = S.units;
         const float* dz = ws.grad[l].data();
-        float* dw = g + kernel_off_[l];
+        const WeightGrads dw = kernel_grad(l);
         float* db = S.use_bias ? g + bias_off_[l] : nullptr;
         const float* const* in_rows =
             l > 0 ? ws.act_rows[l - 1].data()
                   : (spec_.input_dropout > 0.0 ? ws.xin_rows.data() : ws.x_rows.data());
         // the first write of each gradient overwrites it: no per-step memset of the arena.
         if (l == 0 && sparse)
-            dense_backward_params_sparse(dw, db, dz, ws.sparse(), rows, in, out, false);
+            dense_backward_params_sparse(dw, db, dz, ws.sparse(), in_rows, rows, false);
         else
-            dense_backward_params(dw, db, dz, in_rows, rows, in, out, false);
-        if (l == 0) break;  // the input needs no gradient
+            dense_backward_params(dw, db, dz, in_rows, rows, false);
+        if (l == 0) {  // the input needs no gradient
+            mark(L + 2 + l);
+            break;
+        }
         const LayerSpec& P = spec_.layers[l - 1];
         const float* y_in = needs_pre_dropout_copy(P) ? ws.pre[l - 1].data() : ws.act[l - 1].data();
         const uint8_t* mask_in = P.dropout > 0.0 ? ws.mask[l - 1].data() : nullptr;
-        dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, in,
-                             out, false, y_in, mask_in, P.dropout > 0.0 ? keep_scale(P.dropout) : 1.0f, P.act);
+        dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, false,
+                             y_in, mask_in, P.dropout > 0.0 ? keep_scale(P.dropout) : 1.0f, P.act);
+        team_barrier();  // the layer below reads every column of its dz
+        mark(L + 2 + l);
     }
 }
 
@@ -236,7 +301,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     const size_t B = std::min(batch_size, N), IN = spec_.input_dim, K = classes();
     const size_t steps = (N + B - 1) / B;
     const int T = threads > 0 ? threads : default_threads();
-    ensure_workspace(train_ws_, B, true);
+    ensure_workspace(train_ws_, B, true, T);
     Workspace& ws = *train_ws_;
     epoch_order(perm_, N, shuffle, seed_, epoch);
     const bool sparse = choose_sparse(x, N, IN, sparse_mode);
@@ -248,44 +313,54 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     bool stop = false;
     std::exception_ptr error;
 
+    const size_t L = spec_.layers.size();
+    if (clock_) clock_->start();
+    // the master thread points the batch's rows into the data set (no copy) and gathers its labels.
+    auto set_batch = [&](size_t s) {
+        const size_t b0 = s * B, rows = std::min(B, N - b0);
+        for (size_t r = 0; r < rows; ++r) {
+            const size_t i = perm_[b0 + r];
+            ws.x_rows[r] = x + i * IN;
+            ws.labels[r] = y[i];
+        }
+    };
     run_team(T, [&] {
         const bool master = team_rank() == 0;
+        if (master) set_batch(0);
+        team_barrier();
         for (size_t s = 0; s < steps; ++s) {
-            const size_t b0 = s * B, rows = std::min(B, N - b0);
-            if (master)
-                for (size_t r = 0; r < rows; ++r) {
-                    const size_t i = perm_[b0 + r];
-                    ws.x_rows[r] = x + i * IN;
-                    ws.labels[r] = y[i];
-                }
-            team_barrier();
+            const size_t rows = std::min(B, N - s * B);
+            mark(0);
             forward(ws, rows, true, sparse);
-            softmax_xent(ws.grad[spec_.layers.size() - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(),
-                         ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
+            softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act.back().data(),
+                         ws.labels.data(), rows, K, 1.0f / (float)rows);
+            team_barrier();
+            // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
+            double ce = 0.0;
+            for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
+            const double batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
+            const bool bad = stop_on_nonfinite && !std::isfinite(batch_loss);
             if (master) {
-                double ce = 0.0, correct = 0.0;
-                for (size_t r = 0; r < rows; ++r) {
-                    ce += ws.loss_rows[r];
-                    correct += ws.correct_rows[r];
-                }
-                const double batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
+                size_t correct = 0;
+                for (size_t r = 0; r < rows; ++r) correct += ws.correct_rows[r];
                 loss_sum += batch_loss * (double)rows;
-                correct_sum += correct;
+                correct_sum += (double)correct;
                 res.seen += rows;
                 res.steps = s + 1;
-                if (stop_on_nonfinite && !std::isfinite(batch_loss)) {
+                if (bad) {
                     res.nonfinite = true;
                     res.nonfinite_step = s;
-                    stop = true;
                 }
             }
-            team_barrier();
-            if (stop) break;
+            mark(1 + L);
+            if (bad) break;  // before any update: the weights stay as they were
             backward(ws, rows, sparse);
             optimizer_step(opt_, iterations_, segments_, chunks_, params_.data(), grads_.data(),
                            {m_.empty() ? nullptr : m_.data(), v_.empty() ? nullptr : v_.data(),
                             vhat_.empty() ? nullptr : vhat_.data()},
                            penalty_chunks_.data());
+            team_barrier();
+            mark(2 + 2 * L);
             if (master) {
                 pen = 0.0;
                 for (double p : penalty_chunks_) pen += p;
@@ -304,8 +379,10 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                         stop = true;
                     }
                 }
+                if (!stop && s + 1 < steps) set_batch(s + 1);
             }
             team_barrier();
+            mark(3 + 2 * L);
             if (stop) break;
         }
     });
@@ -323,7 +400,7 @@ void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size
     const size_t C = std::max<size_t>(std::min(std::max<size_t>(batch_size, 256), N), 1);  // rows per chunk
     const size_t IN = spec_.input_dim, K = classes(), L = spec_.layers.size();
     const int T = threads > 0 ? threads : default_threads();
-    ensure_workspace(eval_ws_, C, false);
+    ensure_workspace(eval_ws_, C, false, T);
     Workspace& ws = *eval_ws_;
     double ls = 0.0;
     size_t cs = 0;
@@ -338,6 +415,7 @@ void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size
             const float* logits = ws.act[L - 1].data();
             if (y) {
                 softmax_xent(nullptr, ws.loss_rows.data(), ws.correct_rows.data(), logits, y + c0, rows, K, 1.0f);
+                team_barrier();
                 if (master)
                     for (size_t r = 0; r < rows; ++r) {
                         ls += ws.loss_rows[r];

@@ -4,6 +4,8 @@
 //
 // arena layout (P floats), keras' get_weights order, each part 64-byte aligned:
 //   [kernel_0 (IN_0, OUT_0) | bias_0 (OUT_0) | kernel_1 (IN_1, OUT_1) | bias_1 | ...]
+// kernels are stored in column panels (dense.h: KernelView with panels = true): panel p holds
+// columns [64p, 64p + 64) as its own row-major block, so each thread's columns are contiguous.
 // grads, adam m, v (and vhat) use the same layout, so the optimizer is one pass over P.
 // the last layer's softmax is fused into the loss (loss.h); the model's output is its probabilities.
 #pragma once
@@ -63,8 +65,8 @@ struct EvalResult {
 
 struct ParamInfo {
     size_t offset;
-    std::vector<size_t> shape;
-    std::string name;  // "kernel" or "bias"
+    std::vector<size_t> shape;  // (IN, OUT) for a kernel, stored in column panels; (OUT) for a bias
+    std::string name;           // "kernel" or "bias"
     size_t layer;
 };
 
@@ -107,6 +109,11 @@ class Mlp {
     // regularisation penalty of the current weights.
     double penalty() const;
 
+    // per-phase wall time of train_epoch, accumulated while profiling is on (master thread, barrier to
+    // barrier): names "setup", "forward_<l>", "loss", "backward_<l>", "optimizer", "report".
+    void set_profiling(bool on);
+    std::vector<std::pair<std::string, double>> profile() const;
+
     // guards against two threads driving one model at once (see docs/ARCHITECTURE.md).
     bool try_lock() { return !busy_.exchange(true); }
     void unlock() { busy_.store(false); }
@@ -118,13 +125,14 @@ class Mlp {
 
   private:
     struct Workspace;  // per-batch buffers, sized for one batch size
-    void ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training);
+    void ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training, int threads);
     void forward(Workspace& ws, size_t rows, bool training, bool sparse);
     void backward(Workspace& ws, size_t rows, bool sparse);
     void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                    bool sparse, double* loss_sum, size_t* correct);
 
-    const float* kernel(size_t l) const { return params_.data() + kernel_off_[l]; }
+    Weights kernel(size_t l) const { return {params_.data() + kernel_off_[l], in_dim(l), spec_.layers[l].units, true}; }
+    WeightGrads kernel_grad(size_t l) { return {grads_.data() + kernel_off_[l], in_dim(l), spec_.layers[l].units, true}; }
     const float* bias(size_t l) const { return spec_.layers[l].use_bias ? params_.data() + bias_off_[l] : nullptr; }
     size_t in_dim(size_t l) const { return l == 0 ? spec_.input_dim : spec_.layers[l - 1].units; }
     size_t classes() const { return spec_.layers.back().units; }
@@ -143,6 +151,9 @@ class Mlp {
     int64_t iterations_ = 0;
     uint64_t dropout_step_ = 0;  // never reset: masks do not repeat across compile() calls
     std::unique_ptr<Workspace> train_ws_, eval_ws_;
+    struct PhaseClock;
+    std::unique_ptr<PhaseClock> clock_;
+    void mark(size_t slot);  // profiling: master thread, no-op unless profiling
     std::atomic<bool> busy_{false};
 };
 

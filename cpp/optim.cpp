@@ -1,6 +1,7 @@
 // optim.cpp: per-step coefficients in float32 exactly as keras casts them, then the fused pass.
 #include "optim.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "parallel.h"
@@ -37,10 +38,8 @@ OptCoef coefficients(const OptimizerConfig& cfg, int64_t iterations) {
 std::vector<Chunk> make_chunks(const std::vector<Segment>& segments, size_t chunk) {
     std::vector<Chunk> out;
     for (uint32_t s = 0; s < (uint32_t)segments.size(); ++s)
-        for (size_t o = 0; o < segments[s].size; o += chunk) {
-            const size_t n = segments[s].size - o < chunk ? segments[s].size - o : chunk;
-            out.push_back({segments[s].offset + o, n, s});
-        }
+        for (size_t o = 0; o < segments[s].size; o += chunk)
+            out.push_back({s, segments[s].offset + o, std::min(chunk, segments[s].size - o)});
     return out;
 }
 
@@ -49,23 +48,39 @@ void optimizer_step(const OptimizerConfig& cfg, int64_t iterations, const std::v
                     double* penalty_chunks) {
     const KernelTable& K = kernels();
     const OptCoef base = coefficients(cfg, iterations);
-    const Range r = my_units(chunks.size());
-    for (size_t u = r.begin; u < r.end; ++u) {
+    for (size_t u = 0; u < chunks.size(); ++u) {
         const Chunk& ch = chunks[u];
         const Segment& seg = segments[ch.segment];
+        const Range mine = owned_cols(seg.layer_width);
+        if (seg.owner_col < mine.begin || seg.owner_col >= mine.end) continue;  // another thread's columns
         OptCoef c = base;
         c.l1 = seg.l1;
         c.l2 = seg.l2;
         if (!seg.decay) c.wd = 0.0f;
-        const size_t o = ch.offset;
+        const size_t o = ch.offset, n = ch.size;
         double sq = 0.0, ab = 0.0;
         if (cfg.kind == OptKind::adam)
-            K.adam(ch.size, w + o, g + o, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
+            K.adam(1, n, n, w + o, g + o, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
         else
-            K.sgd(ch.size, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
+            K.sgd(1, n, n, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
         penalty_chunks[u] = (double)seg.l1 * ab + (double)seg.l2 * sq;
     }
-    team_barrier();
+}
+
+void optimizer_step_flat(const OptimizerConfig& cfg, int64_t iterations, size_t n, float* w, const float* g,
+                         OptimizerState st, float l1, float l2) {
+    const KernelTable& K = kernels();
+    OptCoef c = coefficients(cfg, iterations);
+    c.l1 = l1;
+    c.l2 = l2;
+    const Range r = split_range(n, team_rank(), team_size(), kColBlock);
+    if (r.end == r.begin) return;
+    const size_t o = r.begin, len = r.end - r.begin;
+    double sq = 0.0, ab = 0.0;
+    if (cfg.kind == OptKind::adam)
+        K.adam(1, len, len, w + o, g + o, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
+    else
+        K.sgd(1, len, len, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
 }
 
 double penalty(const std::vector<Segment>& segments, const std::vector<Chunk>& chunks, const float* w) {
@@ -75,8 +90,9 @@ double penalty(const std::vector<Segment>& segments, const std::vector<Chunk>& c
         if (seg.l1 == 0.0f && seg.l2 == 0.0f) continue;
         double sq = 0.0, ab = 0.0;
         for (size_t i = ch.offset; i < ch.offset + ch.size; ++i) {
-            sq += (double)w[i] * w[i];
-            ab += std::fabs((double)w[i]);
+            const double x = w[i];
+            sq += x * x;
+            ab += std::fabs(x);
         }
         total += (double)seg.l1 * ab + (double)seg.l2 * sq;
     }

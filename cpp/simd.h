@@ -39,40 +39,33 @@ struct KernelTable {
     // C (m, n) = act(A (m, k) . B (k, n) + bias (n))     overwritten; act is linear or relu.
     // with accumulate: C += A . B (bias and act ignored).
     // A row r is arows[r][0 .. k); B row p is b + p*ldb; C row r is c + r*ldc.
-    void (*gemm_nn)(size_t m, size_t n, size_t k, const float* const* arows, const float* b, size_t ldb,
-                    const float* bias, Act act, bool accumulate, float* c, size_t ldc);
+    // kidx, when not null, lists the k indices p (increasing) to sum over; all other p are skipped:
+    // the sparse-input path passes the columns where some row of A is non-zero, and since the
+    // skipped terms are exact zeros the result equals the dense one (up to the sign of zero).
+    void (*gemm_nn)(size_t m, size_t n, size_t k, const float* const* arows, const uint32_t* kidx, const float* b,
+                    size_t ldb, const float* bias, Act act, bool accumulate, float* c, size_t ldc);
 
-    // C (m, n) = (or +=) A^T . B where A is (k, m): A^T(i, p) = arows[p][a_off + i].
+    // C (m, n) = (or +=) A^T . B where A is (k, m): A^T(i, p) = arows[p][a_off + i]; kidx as above.
     // this is the weight gradient dW (IN, OUT) = X^T (IN, B) . dZ (B, OUT).
-    void (*gemm_tn)(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const float* b,
-                    size_t ldb, bool accumulate, float* c, size_t ldc);
+    void (*gemm_tn)(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx,
+                    const float* b, size_t ldb, bool accumulate, float* c, size_t ldc);
 
-    // sparse-input variant of gemm_nn (overwrite, linear or relu): each row of A is scanned for
-    // non-zeros, which are recorded (nz_idx, nz_val: (m, k) capacity, row r at r*k; nz_cnt (m)) for
-    // the backward pass, and only the non-zeros are multiplied. the sum runs over p in increasing
-    // order exactly as in gemm_nn, so the result equals the dense one up to the sign of zero.
-    void (*sparse_nn)(size_t m, size_t n, size_t k, const float* const* arows, const float* b, size_t ldb,
-                      const float* bias, Act act, float* c, size_t ldc, uint32_t* nz_idx, float* nz_val,
-                      uint32_t* nz_cnt);
+    // bits (ceil(k/64) words): bit p set when x[p] != 0.
+    void (*nonzero_bits)(const float* x, size_t k, uint64_t* bits);
 
-    // dW rows [i0, i1) (all n columns) += sum over batch rows r of nz_val * dZ[r]: the weight gradient
-    // from the recorded non-zeros. accumulated; rows outside [i0, i1) are not touched.
-    void (*sparse_tn)(size_t i0, size_t i1, size_t n, size_t m, size_t k, const uint32_t* nz_idx,
-                      const float* nz_val, const uint32_t* nz_cnt, const float* dz, size_t lddz, float* dw,
-                      size_t lddw);
+    // adam over a (rows, cols) block of parameters with row stride ld, one pass: w, m, v (and vhat
+    // when amsgrad) updated in place. also returns sum(w^2) and sum(|w|) of the updated weights
+    // (the next step's penalty), summed per vector lane then in lane order.
+    void (*adam)(size_t rows, size_t cols, size_t ld, float* w, const float* g, float* m, float* v, float* vhat,
+                 const OptCoef& c, double* sum_sq, double* sum_abs);
+    // sgd with optional (nesterov) momentum on the same kind of block; mom may be null when momentum == 0.
+    void (*sgd)(size_t rows, size_t cols, size_t ld, float* w, const float* g, float* mom, const OptCoef& c,
+                double* sum_sq, double* sum_abs);
 
-    // adam over n parameters, one pass: w, m, v (and vhat when amsgrad) updated in place.
-    // also returns sum(w^2) and sum(|w|) of the updated weights (the next step's penalty).
-    void (*adam)(size_t n, float* w, const float* g, float* m, float* v, float* vhat, const OptCoef& c,
-                 double* sum_sq, double* sum_abs);
-    // sgd with optional (nesterov) momentum; mom may be null when momentum == 0.
-    void (*sgd)(size_t n, float* w, const float* g, float* mom, const OptCoef& c, double* sum_sq,
-                double* sum_abs);
-
-    // inverted dropout in place on x (rows, cols) row stride ldx: keep element e = (row0 + r)*cols + j
-    // when philox_word(seed, stream, step, e) < keep_threshold, then scale it; mask (rows, cols) gets 1/0.
-    void (*dropout_forward)(size_t rows, size_t cols, float* x, size_t ldx, uint8_t* mask, uint64_t seed,
-                            uint32_t stream, uint64_t step, size_t row0, uint64_t keep_threshold, float scale);
+    // inverted dropout in place on columns [c0, c1) of x (rows, width): keep element e = r*width + j
+    // when philox_word(seed, stream, step, e) < keep_threshold, then scale it; mask gets 1/0 there.
+    void (*dropout_forward)(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
+                            uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale);
 };
 
 // the tables compiled into this build (null when an instruction set was not compiled in).

@@ -31,7 +31,6 @@ namespace {
 #if defined(__AVX512F__)
 constexpr int VW = 16;
 constexpr int MR = 4, NV = 4;  // 4 x 64 register tile: 16 accumulators + 4 loads of 32 zmm
-constexpr int SV = 8;          // sparse kernels: 8 vectors (128 columns) per pass
 typedef float vf __attribute__((vector_size(64)));
 inline vf vload(const float* p) { return (vf)_mm512_loadu_ps(p); }
 inline vf vloadn(const float* p, int n) { return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p); }
@@ -42,7 +41,6 @@ inline vf vfma(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512
 #elif defined(__AVX2__)
 constexpr int VW = 8;
 constexpr int MR = 6, NV = 2;  // 6 x 16 register tile: 12 accumulators of 16 ymm
-constexpr int SV = 8;
 typedef float vf __attribute__((vector_size(32)));
 inline __m256i tail_mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -56,7 +54,6 @@ inline vf vfma(vf a, vf b, vf c) { return (vf)_mm256_fmadd_ps((__m256)a, (__m256
 #else
 constexpr int VW = 4;
 constexpr int MR = 4, NV = 2;  // 4 x 8: 8 accumulators, fits 16 sse or 32 neon registers
-constexpr int SV = 4;
 typedef float vf __attribute__((vector_size(16)));
 inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 inline vf vloadn(const float* p, int n) { vf v = {}; std::memcpy(&v, p, sizeof(float) * (size_t)n); return v; }
@@ -74,14 +71,15 @@ inline vf vrelu(vf a) { const vf z = {}; return a > z ? a : z; }
 // only `nlast` columns when PART. TA selects how A is read (see simd.h: gemm_nn vs gemm_tn).
 
 template <int R, int V, bool TA, bool PART>
-inline void tile_sum(size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb, int nlast,
-                     vf (&acc)[R][V]) {
+inline void tile_sum(size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx, const float* b,
+                     size_t ldb, int nlast, vf (&acc)[R][V]) {
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < V; ++v) acc[r][v] = vf{};
     const float* ar[R];
     if (!TA)
         for (int r = 0; r < R; ++r) ar[r] = arows[r];
-    for (size_t p = 0; p < k; ++p) {
+    for (size_t q = 0; q < k; ++q) {
+        const size_t p = kidx ? kidx[q] : q;
         const float* bp = b + p * ldb;
         vf bv[V];
         for (int v = 0; v < V; ++v) bv[v] = (PART && v == V - 1) ? vloadn(bp + v * VW, nlast) : vload(bp + v * VW);
@@ -115,174 +113,79 @@ inline void tile_store(const vf (&acc)[R][V], const float* bias, int mode, float
 }
 
 template <int R, int V, bool TA, bool PART>
-inline void tile(size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb, const float* bias,
-                 int mode, float* c, size_t ldc, int nlast) {
+inline void tile(size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx, const float* b, size_t ldb,
+                 const float* bias, int mode, float* c, size_t ldc, int nlast) {
     vf acc[R][V];
-    tile_sum<R, V, TA, PART>(k, arows, a_off, b, ldb, nlast, acc);
+    tile_sum<R, V, TA, PART>(k, arows, a_off, kidx, b, ldb, nlast, acc);
     tile_store<R, V, PART>(acc, bias, mode, c, ldc, nlast);
 }
 
 // one row block of R rows across all n columns: full tiles of NV vectors, then the column tail.
 template <int R, bool TA>
-void row_block(size_t n, size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb,
-               const float* bias, int mode, float* c, size_t ldc) {
+void row_block(size_t n, size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx, const float* b,
+               size_t ldb, const float* bias, int mode, float* c, size_t ldc) {
     constexpr size_t NR = (size_t)NV * VW;
     size_t j = 0;
     for (; j + NR <= n; j += NR)
-        tile<R, NV, TA, false>(k, arows, a_off, b + j, ldb, bias ? bias + j : nullptr, mode, c + j, ldc, VW);
+        tile<R, NV, TA, false>(k, arows, a_off, kidx, b + j, ldb, bias ? bias + j : nullptr, mode, c + j, ldc, VW);
     const size_t rem = n - j;
     if (rem == 0) return;
     const int nvec = (int)((rem + VW - 1) / VW);
     const int nlast = (int)(rem - (size_t)(nvec - 1) * VW);
     const float* bj = bias ? bias + j : nullptr;
     switch (nvec) {  // 1 <= nvec <= NV <= 4 on every isa
-        case 1: tile<R, 1, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
-        case 2: if constexpr (NV >= 2) tile<R, 2, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
-        case 3: if constexpr (NV >= 3) tile<R, 3, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
-        case 4: if constexpr (NV >= 4) tile<R, 4, TA, true>(k, arows, a_off, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 1: tile<R, 1, TA, true>(k, arows, a_off, kidx, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 2: if constexpr (NV >= 2) tile<R, 2, TA, true>(k, arows, a_off, kidx, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 3: if constexpr (NV >= 3) tile<R, 3, TA, true>(k, arows, a_off, kidx, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
+        case 4: if constexpr (NV >= 4) tile<R, 4, TA, true>(k, arows, a_off, kidx, b + j, ldb, bj, mode, c + j, ldc, nlast); break;
         default: break;
     }
 }
 
 template <bool TA>
-void gemm_rows(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb,
-               const float* bias, int mode, float* c, size_t ldc) {
+void gemm_rows(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx,
+               const float* b, size_t ldb, const float* bias, int mode, float* c, size_t ldc) {
     size_t i = 0;
     // NN: rows of C are rows of A (arows advances); TN: rows of C are columns of A (a_off advances).
     auto rows_at = [&](size_t i0) { return TA ? arows : arows + i0; };
     auto off_at = [&](size_t i0) { return TA ? a_off + i0 : (size_t)0; };
-    for (; i + MR <= m; i += MR) row_block<MR, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc);
+    for (; i + MR <= m; i += MR) row_block<MR, TA>(n, k, rows_at(i), off_at(i), kidx, b, ldb, bias, mode, c + i * ldc, ldc);
     switch (m - i) {
         case 0: break;
-        case 1: row_block<1, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
-        case 2: if constexpr (MR > 2) row_block<2, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
-        case 3: if constexpr (MR > 3) row_block<3, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
-        case 4: if constexpr (MR > 4) row_block<4, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
-        case 5: if constexpr (MR > 5) row_block<5, TA>(n, k, rows_at(i), off_at(i), b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 1: row_block<1, TA>(n, k, rows_at(i), off_at(i), kidx, b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 2: if constexpr (MR > 2) row_block<2, TA>(n, k, rows_at(i), off_at(i), kidx, b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 3: if constexpr (MR > 3) row_block<3, TA>(n, k, rows_at(i), off_at(i), kidx, b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 4: if constexpr (MR > 4) row_block<4, TA>(n, k, rows_at(i), off_at(i), kidx, b, ldb, bias, mode, c + i * ldc, ldc); break;
+        case 5: if constexpr (MR > 5) row_block<5, TA>(n, k, rows_at(i), off_at(i), kidx, b, ldb, bias, mode, c + i * ldc, ldc); break;
         default: break;
     }
 }
 
-void gemm_nn(size_t m, size_t n, size_t k, const float* const* arows, const float* b, size_t ldb, const float* bias,
-             Act act, bool accumulate, float* c, size_t ldc) {
+void gemm_nn(size_t m, size_t n, size_t k, const float* const* arows, const uint32_t* kidx, const float* b,
+             size_t ldb, const float* bias, Act act, bool accumulate, float* c, size_t ldc) {
     const int mode = accumulate ? 2 : (act == Act::relu ? 1 : 0);
-    gemm_rows<false>(m, n, k, arows, 0, b, ldb, accumulate ? nullptr : bias, mode, c, ldc);
+    gemm_rows<false>(m, n, k, arows, 0, kidx, b, ldb, accumulate ? nullptr : bias, mode, c, ldc);
 }
 
-void gemm_tn(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const float* b, size_t ldb,
-             bool accumulate, float* c, size_t ldc) {
-    gemm_rows<true>(m, n, k, arows, a_off, b, ldb, nullptr, accumulate ? 2 : 0, c, ldc);
+void gemm_tn(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx,
+             const float* b, size_t ldb, bool accumulate, float* c, size_t ldc) {
+    gemm_rows<true>(m, n, k, arows, a_off, kidx, b, ldb, nullptr, accumulate ? 2 : 0, c, ldc);
 }
 
 // ---------------------------------------------------------------------------------------------
-// sparse input: record the non-zeros of each row, then multiply only those.
+// sparse input: which entries of a row are non-zero, as a bitmap the gemm index lists are built from.
 
-// writes the non-zeros of x (k) in increasing index order; returns their count.
-inline uint32_t scan_nonzeros(const float* x, size_t k, uint32_t* idx, float* val) {
-    uint32_t cnt = 0;
+void nonzero_bits(const float* x, size_t k, uint64_t* bits) {
+    const size_t words = (k + 63) / 64;
+    for (size_t w = 0; w < words; ++w) bits[w] = 0;
     size_t p = 0;
 #if defined(__AVX512F__)
-    const __m512i step = _mm512_set1_epi32(16);
-    __m512i iv = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (; p + 16 <= k; p += 16) {
-        const __m512 xv = _mm512_loadu_ps(x + p);
-        const __mmask16 nz = _mm512_cmp_ps_mask(xv, (__m512)vf{}, _CMP_NEQ_UQ);
-        _mm512_mask_compressstoreu_ps(val + cnt, nz, xv);
-        _mm512_mask_compressstoreu_epi32(idx + cnt, nz, iv);
-        cnt += (uint32_t)__builtin_popcount((unsigned)nz);
-        iv = _mm512_add_epi32(iv, step);
+        const __mmask16 nz = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + p), (__m512)vf{}, _CMP_NEQ_UQ);
+        bits[p >> 6] |= (uint64_t)nz << (p & 63);  // p is a multiple of 16: never straddles a word
     }
 #endif
-    for (; p < k; ++p) {  // branch-free: always write, advance only on a non-zero
-        idx[cnt] = (uint32_t)p;
-        val[cnt] = x[p];
-        cnt += (x[p] != 0.0f);
-    }
-    return cnt;
-}
-
-template <int V, bool PART>
-inline void sparse_row_chunk(uint32_t cnt, const uint32_t* idx, const float* val, const float* b, size_t ldb,
-                             const float* bias, int mode, float* c, int nlast) {
-    vf acc[V];
-    for (int v = 0; v < V; ++v) acc[v] = vf{};
-    for (uint32_t e = 0; e < cnt; ++e) {
-        const vf a = vset1(val[e]);
-        const float* bp = b + (size_t)idx[e] * ldb;
-        for (int v = 0; v < V; ++v)
-            acc[v] = vfma(a, (PART && v == V - 1) ? vloadn(bp + v * VW, nlast) : vload(bp + v * VW), acc[v]);
-    }
-    for (int v = 0; v < V; ++v) {
-        const bool part = PART && v == V - 1;
-        vf out = acc[v] + (bias ? (part ? vloadn(bias + v * VW, nlast) : vload(bias + v * VW)) : vf{});
-        if (mode == 1) out = vrelu(out);
-        if (part) vstoren(c + v * VW, out, nlast);
-        else vstore(c + v * VW, out);
-    }
-}
-
-template <int V>
-inline void sparse_tail(uint32_t cnt, const uint32_t* idx, const float* val, const float* b, size_t ldb,
-                        const float* bias, int mode, float* c, int nlast) {
-    sparse_row_chunk<V, true>(cnt, idx, val, b, ldb, bias, mode, c, nlast);
-}
-
-void sparse_nn(size_t m, size_t n, size_t k, const float* const* arows, const float* b, size_t ldb, const float* bias,
-               Act act, float* c, size_t ldc, uint32_t* nz_idx, float* nz_val, uint32_t* nz_cnt) {
-    const int mode = act == Act::relu ? 1 : 0;
-    constexpr size_t NS = (size_t)SV * VW;
-    for (size_t r = 0; r < m; ++r) {
-        uint32_t* idx = nz_idx + r * k;
-        float* val = nz_val + r * k;
-        const uint32_t cnt = scan_nonzeros(arows[r], k, idx, val);
-        nz_cnt[r] = cnt;
-        float* cr = c + r * ldc;
-        size_t j = 0;
-        for (; j + NS <= n; j += NS)
-            sparse_row_chunk<SV, false>(cnt, idx, val, b + j, ldb, bias ? bias + j : nullptr, mode, cr + j, VW);
-        const size_t rem = n - j;
-        if (rem == 0) continue;
-        const int nvec = (int)((rem + VW - 1) / VW);
-        const int nlast = (int)(rem - (size_t)(nvec - 1) * VW);
-        const float* bj = bias ? bias + j : nullptr;
-        switch (nvec) {  // 1 <= nvec <= SV <= 8
-            case 1: if constexpr (SV >= 1) sparse_tail<1>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 2: if constexpr (SV >= 2) sparse_tail<2>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 3: if constexpr (SV >= 3) sparse_tail<3>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 4: if constexpr (SV >= 4) sparse_tail<4>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 5: if constexpr (SV >= 5) sparse_tail<5>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 6: if constexpr (SV >= 6) sparse_tail<6>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 7: if constexpr (SV >= 7) sparse_tail<7>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            case 8: if constexpr (SV >= 8) sparse_tail<8>(cnt, idx, val, b + j, ldb, bj, mode, cr + j, nlast); break;
-            default: break;
-        }
-    }
-}
-
-void sparse_tn(size_t i0, size_t i1, size_t n, size_t m, size_t k, const uint32_t* nz_idx, const float* nz_val,
-               const uint32_t* nz_cnt, const float* dz, size_t lddz, float* dw, size_t lddw) {
-    const size_t nfull = n / VW * VW;
-    const int nlast = (int)(n - nfull);
-    for (size_t r = 0; r < m; ++r) {
-        const uint32_t* idx = nz_idx + r * k;
-        const float* val = nz_val + r * k;
-        const uint32_t cnt = nz_cnt[r];
-        // the recorded indices are sorted: skip to the first one in [i0, i1).
-        uint32_t lo = 0, hi = cnt;
-        while (lo < hi) {
-            const uint32_t mid = (lo + hi) / 2;
-            if (idx[mid] < i0) lo = mid + 1;
-            else hi = mid;
-        }
-        const float* dzr = dz + r * lddz;
-        for (uint32_t e = lo; e < cnt && idx[e] < i1; ++e) {
-            const vf a = vset1(val[e]);
-            float* dwr = dw + (size_t)idx[e] * lddw;
-            size_t j = 0;
-            for (; j < nfull; j += VW) vstore(dwr + j, vfma(a, vload(dzr + j), vload(dwr + j)));
-            if (nlast) vstoren(dwr + j, vfma(a, vloadn(dzr + j, nlast), vloadn(dwr + j, nlast)), nlast);
-        }
-    }
+    for (; p < k; ++p) bits[p >> 6] |= (uint64_t)(x[p] != 0.0f) << (p & 63);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,7 +210,7 @@ inline vf vsign(vf a) {
 inline vf vabs(vf a) { const vf z = {}; return a < z ? z - a : a; }
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 
-// sums lanes in order into the double accumulators; called every few hundred vectors.
+// sums lanes in order into the double accumulators.
 inline void flush(vf& sq, vf& ab, double* sum_sq, double* sum_abs) {
     for (int l = 0; l < VW; ++l) {
         *sum_sq += sq[l];
@@ -317,18 +220,20 @@ inline void flush(vf& sq, vf& ab, double* sum_sq, double* sum_abs) {
     ab = vf{};
 }
 
-// calls body(i, count) over [0, n) in whole vectors, then once for the partial tail; flushes sums.
+// calls body(offset, count) over a (rows, cols) block with row stride ld, in whole vectors, then the
+// partial tail of each row; the lane sums are flushed into the doubles every 64 rows and at the end.
 template <class Body>
-inline void for_vectors(size_t n, double* sum_sq, double* sum_abs, vf& sq, vf& ab, Body body) {
-    constexpr size_t FLUSH = 256 * VW;
-    size_t i = 0;
+inline void for_vectors(size_t rows, size_t cols, size_t ld, double* sum_sq, double* sum_abs, Body body) {
+    vf sq = {}, ab = {};
     *sum_sq = 0.0;
     *sum_abs = 0.0;
-    for (; i + VW <= n; i += VW) {
-        body(i, VW);
-        if ((i + VW) % FLUSH == 0) flush(sq, ab, sum_sq, sum_abs);
+    for (size_t r = 0; r < rows; ++r) {
+        const size_t o = r * ld;
+        size_t j = 0;
+        for (; j + VW <= cols; j += VW) body(o + j, VW, sq, ab);
+        if (j < cols) body(o + j, (int)(cols - j), sq, ab);
+        if (r % 64 == 63) flush(sq, ab, sum_sq, sum_abs);
     }
-    if (i < n) body(i, (int)(n - i));
     flush(sq, ab, sum_sq, sum_abs);
 }
 
@@ -339,12 +244,11 @@ inline void st(float* p, vf v, int cnt) {
 }
 
 template <bool REG, bool DECAY, bool AMS>
-void adam_impl(size_t n, float* w, const float* g, float* m, float* v, float* vhat, const OptCoef& c, double* sum_sq,
-               double* sum_abs) {
+void adam_impl(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
+               const OptCoef& c, double* sum_sq, double* sum_abs) {
     const float alpha = c.alpha, b1 = c.one_minus_beta_1, b2 = c.one_minus_beta_2, eps = c.epsilon;
     const float l1 = c.l1, two_l2 = 2.0f * c.l2, wd = c.wd, lr = c.wd_lr;
-    vf sq = {}, ab = {};
-    for_vectors(n, sum_sq, sum_abs, sq, ab, [&](size_t i, int cnt) {
+    for_vectors(rows, cols, ldw, sum_sq, sum_abs, [&](size_t i, int cnt, vf& sq, vf& ab) {
         vf wi = ld(w + i, cnt), gi = ld(g + i, cnt), mi = ld(m + i, cnt), vi = ld(v + i, cnt);
         if (REG) gi = gi + (two_l2 * wi + l1 * vsign(wi));  // regularizer gradient joins the loss gradient
         if (DECAY) wi = wi - wi * wd * lr;                    // keras: variable - variable * wd * lr
@@ -363,27 +267,28 @@ void adam_impl(size_t n, float* w, const float* g, float* m, float* v, float* vh
     });
 }
 
-void adam(size_t n, float* w, const float* g, float* m, float* v, float* vhat, const OptCoef& c, double* sum_sq,
-          double* sum_abs) {
+void adam(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
+          const OptCoef& c, double* sum_sq, double* sum_abs) {
     const bool reg = c.l1 != 0.0f || c.l2 != 0.0f, decay = c.wd != 0.0f, ams = vhat != nullptr;
     const int sel = (reg ? 4 : 0) | (decay ? 2 : 0) | (ams ? 1 : 0);
+    auto run = [&](auto impl) { impl(rows, cols, ldw, w, g, m, v, vhat, c, sum_sq, sum_abs); };
     switch (sel) {
-        case 0: adam_impl<false, false, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        case 1: adam_impl<false, false, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        case 2: adam_impl<false, true, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        case 3: adam_impl<false, true, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        case 4: adam_impl<true, false, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        case 5: adam_impl<true, false, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        case 6: adam_impl<true, true, false>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
-        default: adam_impl<true, true, true>(n, w, g, m, v, vhat, c, sum_sq, sum_abs); break;
+        case 0: run(adam_impl<false, false, false>); break;
+        case 1: run(adam_impl<false, false, true>); break;
+        case 2: run(adam_impl<false, true, false>); break;
+        case 3: run(adam_impl<false, true, true>); break;
+        case 4: run(adam_impl<true, false, false>); break;
+        case 5: run(adam_impl<true, false, true>); break;
+        case 6: run(adam_impl<true, true, false>); break;
+        default: run(adam_impl<true, true, true>); break;
     }
 }
 
-void sgd(size_t n, float* w, const float* g, float* mom, const OptCoef& c, double* sum_sq, double* sum_abs) {
+void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* mom, const OptCoef& c,
+         double* sum_sq, double* sum_abs) {
     const float lr = c.lr, mu = c.momentum, l1 = c.l1, two_l2 = 2.0f * c.l2, wd = c.wd, wlr = c.wd_lr;
     const bool reg = c.l1 != 0.0f || c.l2 != 0.0f, decay = wd != 0.0f;
-    vf sq = {}, ab = {};
-    for_vectors(n, sum_sq, sum_abs, sq, ab, [&](size_t i, int cnt) {
+    for_vectors(rows, cols, ldw, sum_sq, sum_abs, [&](size_t i, int cnt, vf& sq, vf& ab) {
         vf wi = ld(w + i, cnt), gi = ld(g + i, cnt);
         if (reg) gi = gi + (two_l2 * wi + l1 * vsign(wi));
         if (decay) wi = wi - wi * wd * wlr;
@@ -401,19 +306,18 @@ void sgd(size_t n, float* w, const float* g, float* mom, const OptCoef& c, doubl
 }
 
 // ---------------------------------------------------------------------------------------------
-// dropout: philox words for 16 consecutive elements at a time (four blocks), compared with the
-// keep threshold; the loop over the four counters is written so the compiler can vectorise it.
+// dropout: one philox block gives the words of four consecutive elements, compared with the keep
+// threshold (scalar: 4 KiB of mask per 32x128 batch costs about a microsecond).
 
-void dropout_forward(size_t rows, size_t cols, float* x, size_t ldx, uint8_t* mask, uint64_t seed, uint32_t stream,
-                     uint64_t step, size_t row0, uint64_t keep_threshold, float scale) {
+void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
+                     uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale) {
     for (size_t r = 0; r < rows; ++r) {
-        float* xr = x + r * ldx;
-        uint8_t* mr = mask + r * cols;
-        const uint64_t e0 = (uint64_t)(row0 + r) * cols;
-        for (size_t j = 0; j < cols;) {
+        float* xr = x + r * width;
+        uint8_t* mr = mask + r * width;
+        const uint64_t e0 = (uint64_t)r * width;
+        for (size_t j = c0; j < c1;) {
             const uint64_t e = e0 + j;
-            // a whole block when aligned and in range: use its four words directly.
-            if ((e & 3) == 0 && j + 4 <= cols) {
+            if ((e & 3) == 0 && j + 4 <= c1) {  // a whole philox block: use its four words
                 const uint64_t q = e >> 2;
                 const Philox4x32 blk =
                     philox4x32_10((uint32_t)q, stream, (uint32_t)step, (uint32_t)(step >> 32) ^ (uint32_t)(q >> 32), seed);
@@ -436,7 +340,7 @@ void dropout_forward(size_t rows, size_t cols, float* x, size_t ldx, uint8_t* ma
 }  // namespace
 
 const KernelTable* table() {
-    static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, sparse_nn, sparse_tn,
+    static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, nonzero_bits,
                                   adam, sgd, dropout_forward};
     return &t;
 }

@@ -41,12 +41,12 @@ class Variable:
         self.name = name
         self.path = path
 
-    def _view(self) -> np.ndarray:
+    def _weight(self):
         return self._model._weight_views()[self._index]
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._view().shape
+        return self._weight().shape
 
     @property
     def dtype(self) -> str:
@@ -58,7 +58,7 @@ class Variable:
 
     def numpy(self) -> np.ndarray:
         """A copy of the current values."""
-        return self._view().copy()
+        return self._weight().read()
 
     @property
     def value(self) -> np.ndarray:
@@ -70,7 +70,7 @@ class Variable:
         a = np.asarray(value, dtype=np.float32)
         if a.shape != self.shape:
             raise ValueError(f"cannot assign a value of shape {a.shape} to variable {self.path} of shape {self.shape}")
-        self._view()[...] = a
+        self._weight().write(a)
 
     def __array__(self, dtype=None, copy=None):
         return self.numpy() if dtype is None else self.numpy().astype(dtype)

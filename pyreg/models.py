@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _core, layers as layers_mod, losses as losses_mod, optimizers as optimizers_mod
+from ._arena import ArenaWeight, arena_weights
 from ._checks import as_features, as_labels, check_bool, check_choice, check_fraction, check_int, describe
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN
 from .progbar import Progbar, format_logs
@@ -69,7 +70,7 @@ class Sequential:
         self._sample_shape: tuple[int, ...] | None = None
         self._mlp = None
         self._seed: int | None = None
-        self._views: list[np.ndarray] | None = None
+        self._views: list[ArenaWeight] | None = None
         self.optimizer: optimizers_mod.Optimizer | None = None
         self.loss: losses_mod.Loss | None = None
         self._metric_names: list[str] = []
@@ -256,15 +257,10 @@ class Sequential:
             self._check_output_for_loss()
             mlp.set_optimizer(**self.optimizer._native_args())
 
-    def _weight_views(self) -> list[np.ndarray]:
-        """Views of every weight in the arena, keras order; cached per build."""
+    def _weight_views(self) -> list[ArenaWeight]:
+        """Every weight in the arena (read/write in keras' layout), keras order; cached per build."""
         if self._views is None:
-            arena = self._mlp.arena()
-            views = []
-            for _layer, _name, offset, shape in self._mlp.param_info():
-                n = int(np.prod(shape))
-                views.append(arena[offset : offset + n].reshape(shape))
-            self._views = views
+            self._views = arena_weights(self._mlp)
         return self._views
 
     def _require_built(self, what: str) -> None:
@@ -552,7 +548,7 @@ class Sequential:
         if self._mlp is None:
             return []
         self._check_not_busy("read the weights")
-        return [v.copy() for v in self._weight_views()]
+        return [v.read() for v in self._weight_views()]
 
     def set_weights(self, weights) -> None:
         """Sets every weight from a list in keras' order; checks count and shapes before changing any."""
@@ -574,7 +570,7 @@ class Sequential:
                 raise ValueError(f"weights[{i}] must have shape {v.shape}; got {a.shape}")
             arrays.append(a)
         for a, v in zip(arrays, views):
-            v[...] = a
+            v.write(a)
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
         """Saves every weight to an ``.npz`` file, atomically (temporary file, then rename).
