@@ -28,8 +28,10 @@ namespace {
 bool cpu_has(const char* isa) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (std::strcmp(isa, "avx512") == 0)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    if (std::strcmp(isa, "avx512") == 0)  // the flags the avx512 object is compiled with (CMakeLists.txt)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("fma");
     if (std::strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
     return std::strcmp(isa, "generic") == 0;

@@ -21,6 +21,7 @@
 #include "common.h"
 #include "dense.h"
 #include "optim.h"
+#include "simd.h"
 
 namespace pyreg {
 
@@ -127,7 +128,7 @@ class Mlp {
     struct Workspace;  // per-batch buffers, sized for one batch size
     void ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training, int threads);
     void forward(Workspace& ws, size_t rows, bool training, bool sparse);
-    void backward(Workspace& ws, size_t rows, bool sparse);
+    void backward(Workspace& ws, size_t rows, bool sparse, const OptCoef& coef);
     void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                    bool sparse, double* loss_sum, size_t* correct);
 
@@ -136,6 +137,9 @@ class Mlp {
     const float* bias(size_t l) const { return spec_.layers[l].use_bias ? params_.data() + bias_off_[l] : nullptr; }
     size_t in_dim(size_t l) const { return l == 0 ? spec_.input_dim : spec_.layers[l - 1].units; }
     size_t classes() const { return spec_.layers.back().units; }
+    OptimizerState opt_state() {
+        return {m_.empty() ? nullptr : m_.data(), v_.empty() ? nullptr : v_.data(), vhat_.empty() ? nullptr : vhat_.data()};
+    }
 
     MlpSpec spec_;
     uint64_t seed_;
@@ -143,9 +147,9 @@ class Mlp {
     std::vector<size_t> kernel_off_, bias_off_;
     std::vector<ParamInfo> info_;
     std::vector<Segment> segments_;
-    std::vector<Chunk> chunks_;
+    size_t fused_seg0_ = 0;  // segments [fused_seg0_, +panels of kernel 0) are updated inside the backward
     std::vector<float> params_, grads_, m_, v_, vhat_;
-    std::vector<double> penalty_chunks_;
+    std::vector<double> penalty_segments_;
     std::vector<uint32_t> perm_;
     OptimizerConfig opt_;
     int64_t iterations_ = 0;

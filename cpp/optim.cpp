@@ -9,11 +9,9 @@
 
 namespace pyreg {
 
-namespace {
-
 // keras computes these in the variable's dtype (float32): local_step, beta powers, alpha. python-side
 // constants such as 1 - beta_1 are doubles rounded to float32 when they meet a float32 tensor.
-OptCoef coefficients(const OptimizerConfig& cfg, int64_t iterations) {
+OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations) {
     OptCoef c{};
     const float lr = (float)cfg.learning_rate;
     if (cfg.kind == OptKind::adam) {
@@ -33,44 +31,38 @@ OptCoef coefficients(const OptimizerConfig& cfg, int64_t iterations) {
     return c;
 }
 
-}  // namespace
-
-std::vector<Chunk> make_chunks(const std::vector<Segment>& segments, size_t chunk) {
-    std::vector<Chunk> out;
-    for (uint32_t s = 0; s < (uint32_t)segments.size(); ++s)
-        for (size_t o = 0; o < segments[s].size; o += chunk)
-            out.push_back({s, segments[s].offset + o, std::min(chunk, segments[s].size - o)});
-    return out;
+double update_block(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g,
+                    OptimizerState st, size_t o, size_t n) {
+    const KernelTable& K = kernels();
+    OptCoef c = coef;
+    c.l1 = seg.l1;
+    c.l2 = seg.l2;
+    if (!seg.decay) c.wd = 0.0f;
+    double sq = 0.0, ab = 0.0;
+    if (cfg.kind == OptKind::adam)
+        K.adam(1, n, n, w + o, g + o, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
+    else
+        K.sgd(1, n, n, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
+    return (double)seg.l1 * ab + (double)seg.l2 * sq;
 }
 
-void optimizer_step(const OptimizerConfig& cfg, int64_t iterations, const std::vector<Segment>& segments,
-                    const std::vector<Chunk>& chunks, float* w, const float* g, OptimizerState st,
-                    double* penalty_chunks) {
-    const KernelTable& K = kernels();
-    const OptCoef base = coefficients(cfg, iterations);
-    for (size_t u = 0; u < chunks.size(); ++u) {
-        const Chunk& ch = chunks[u];
-        const Segment& seg = segments[ch.segment];
+void optimizer_step(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments, float* w,
+                    const float* g, OptimizerState st, double* penalty_segments, size_t chunk) {
+    for (size_t s = 0; s < segments.size(); ++s) {
+        const Segment& seg = segments[s];
         const Range mine = owned_cols(seg.layer_width);
-        if (seg.owner_col < mine.begin || seg.owner_col >= mine.end) continue;  // another thread's columns
-        OptCoef c = base;
-        c.l1 = seg.l1;
-        c.l2 = seg.l2;
-        if (!seg.decay) c.wd = 0.0f;
-        const size_t o = ch.offset, n = ch.size;
-        double sq = 0.0, ab = 0.0;
-        if (cfg.kind == OptKind::adam)
-            K.adam(1, n, n, w + o, g + o, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
-        else
-            K.sgd(1, n, n, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
-        penalty_chunks[u] = (double)seg.l1 * ab + (double)seg.l2 * sq;
+        if (seg.fused || seg.owner_col < mine.begin || seg.owner_col >= mine.end) continue;
+        double pen = 0.0;
+        for (size_t o = 0; o < seg.size; o += chunk)
+            pen += update_block(cfg, coef, seg, w, g, st, seg.offset + o, std::min(chunk, seg.size - o));
+        penalty_segments[s] = pen;
     }
 }
 
 void optimizer_step_flat(const OptimizerConfig& cfg, int64_t iterations, size_t n, float* w, const float* g,
                          OptimizerState st, float l1, float l2) {
     const KernelTable& K = kernels();
-    OptCoef c = coefficients(cfg, iterations);
+    OptCoef c = step_coefficients(cfg, iterations);
     c.l1 = l1;
     c.l2 = l2;
     const Range r = split_range(n, team_rank(), team_size(), kColBlock);
@@ -83,13 +75,12 @@ void optimizer_step_flat(const OptimizerConfig& cfg, int64_t iterations, size_t 
         K.sgd(1, len, len, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
 }
 
-double penalty(const std::vector<Segment>& segments, const std::vector<Chunk>& chunks, const float* w) {
+double penalty(const std::vector<Segment>& segments, const float* w) {
     double total = 0.0;
-    for (const Chunk& ch : chunks) {
-        const Segment& seg = segments[ch.segment];
+    for (const Segment& seg : segments) {
         if (seg.l1 == 0.0f && seg.l2 == 0.0f) continue;
         double sq = 0.0, ab = 0.0;
-        for (size_t i = ch.offset; i < ch.offset + ch.size; ++i) {
+        for (size_t i = seg.offset; i < seg.offset + seg.size; ++i) {
             const double x = w[i];
             sq += x * x;
             ab += std::fabs(x);
@@ -101,7 +92,7 @@ double penalty(const std::vector<Segment>& segments, const std::vector<Chunk>& c
 
 void adam_update_ref(float* w, const float* g, float* m, float* v, size_t n, int64_t iterations,
                      const OptimizerConfig& cfg, float l1, float l2) {
-    const OptCoef c = coefficients(cfg, iterations);
+    const OptCoef c = step_coefficients(cfg, iterations);
     for (size_t i = 0; i < n; ++i) {
         float gi = g[i] + (2.0f * l2 * w[i] + l1 * (float)((w[i] > 0.0f) - (w[i] < 0.0f)));
         float wi = w[i];

@@ -7,14 +7,15 @@
 //           m += (g - m) * (1 - beta_1); v += (g*g - v) * (1 - beta_2); [amsgrad: vhat = max(vhat, v)]
 //           w -= m * alpha / (sqrt(v) + epsilon)
 //   sgd     m = m * momentum - g * lr; w += m   (nesterov: w += m * momentum - g * lr); no momentum: w -= g * lr
-// the arena is cut into segments (kernel panels, bias blocks) and those into fixed chunks. a chunk is
-// updated by the thread that owns its columns, and its penalty sum is kept separately, so every
-// result is the same for any thread count.
+// the arena is cut into segments (kernel panels, bias blocks); a segment is updated by the thread
+// that owns its columns, always in the same order, so every result is the same for any thread count.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
+
+#include "simd.h"
 
 namespace pyreg {
 
@@ -32,22 +33,15 @@ struct OptimizerConfig {
 
 // a contiguous part of the arena with one regularisation setting and one owner: a column panel of a
 // layer's kernel, or a column block of its bias. its owner is the thread that owns column owner_col
-// of a layer_width-wide layer (parallel.h), the same thread that computes its gradient.
+// of a layer_width-wide layer (parallel.h), the same thread that computes its gradient. a fused
+// segment is updated during the backward pass, tile by tile, right after its gradient (see mlp.cpp).
 struct Segment {
     size_t offset, size;
     float l1, l2;
     bool decay;  // decoupled weight decay applies (keras applies it to every trainable variable)
     size_t owner_col, layer_width;
+    bool fused = false;
 };
-
-// a contiguous run of one segment.
-struct Chunk {
-    uint32_t segment;
-    size_t offset, size;
-};
-
-// cuts each segment into chunks of at most `chunk` parameters.
-std::vector<Chunk> make_chunks(const std::vector<Segment>& segments, size_t chunk = 8192);
 
 // optimizer state arrays, each (P), laid out like the parameter arena; null when unused.
 struct OptimizerState {
@@ -56,21 +50,28 @@ struct OptimizerState {
     float* vhat = nullptr;  // amsgrad max of v
 };
 
-// one step: w (P) updated from g (P) with iteration count `iterations` (0 on the first step).
-// penalty_chunks (chunks) gets each chunk's l1*sum|w| + l2*sum(w^2) of the updated weights.
-// team-aware: each thread updates the chunks of its own columns; no barrier (the caller places it).
-void optimizer_step(const OptimizerConfig& cfg, int64_t iterations, const std::vector<Segment>& segments,
-                    const std::vector<Chunk>& chunks, float* w, const float* g, OptimizerState st,
-                    double* penalty_chunks);
+// the step's coefficients in float32 exactly as keras casts them (iterations = steps taken so far).
+OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations);
+
+// updates n parameters at offset o of segment seg (w, g and the state share the arena layout);
+// returns the penalty l1*sum|w| + l2*sum(w^2) of the updated values.
+double update_block(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g,
+                    OptimizerState st, size_t o, size_t n);
+
+// one step over every segment this thread owns that is not fused, in chunks of `chunk` parameters;
+// penalty_segments[s] gets segment s's penalty (its chunks summed in order), so it is the same for
+// any thread count. team-aware, no barrier.
+void optimizer_step(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments, float* w,
+                    const float* g, OptimizerState st, double* penalty_segments, size_t chunk = 8192);
 
 // one step on a flat array of n parameters with one regularisation setting (the standalone kernel):
 // threads split [0, n) in whole vectors. team-aware, no barrier.
 void optimizer_step_flat(const OptimizerConfig& cfg, int64_t iterations, size_t n, float* w, const float* g,
                          OptimizerState st, float l1, float l2);
 
-// the regularisation penalty of w: sum over segments of l1*sum|w| + l2*sum(w^2), in chunk order
-// (double precision; used at the start of an epoch and for evaluate).
-double penalty(const std::vector<Segment>& segments, const std::vector<Chunk>& chunks, const float* w);
+// the regularisation penalty of w: sum over segments of l1*sum|w| + l2*sum(w^2) (double precision;
+// used at the start of an epoch and for evaluate).
+double penalty(const std::vector<Segment>& segments, const float* w);
 
 // the naive reference of one adam step on n parameters (one thread, scalar): for tests.
 void adam_update_ref(float* w, const float* g, float* m, float* v, size_t n, int64_t iterations,

@@ -50,6 +50,12 @@ struct KernelTable {
     void (*gemm_tn)(size_t m, size_t n, size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx,
                     const float* b, size_t ldb, bool accumulate, float* c, size_t ldc);
 
+    // dz = dy * act'(y) over rows (rows) and columns [c0, c1) of (.., ld) arrays, in place allowed;
+    // with a mask (uint8, 1 = kept), dy is first replaced by mask ? dy * scale : 0 (dropout's backward).
+    // act'(y) from the forward output: relu y > 0, sigmoid y (1 - y), tanh 1 - y^2, linear 1.
+    void (*act_backward)(size_t rows, size_t c0, size_t c1, size_t ld, float* dz, const float* dy, const float* y,
+                         const uint8_t* mask, float scale, Act act);
+
     // bits (ceil(k/64) words): bit p set when x[p] != 0.
     void (*nonzero_bits)(const float* x, size_t k, uint64_t* bits);
 

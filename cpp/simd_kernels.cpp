@@ -78,8 +78,17 @@ inline void tile_sum(size_t k, const float* const* arows, size_t a_off, const ui
     const float* ar[R];
     if (!TA)
         for (int r = 0; r < R; ++r) ar[r] = arows[r];
+    constexpr size_t PD = 6;  // with an index list the rows are not sequential: prefetch a few ahead
     for (size_t q = 0; q < k; ++q) {
         const size_t p = kidx ? kidx[q] : q;
+        if (kidx && q + PD < k) {
+            const size_t pn = kidx[q + PD];
+            if (TA) {
+                __builtin_prefetch(arows[pn] + a_off);
+            } else {
+                for (int v = 0; v < V; ++v) __builtin_prefetch(b + pn * ldb + v * VW);
+            }
+        }
         const float* bp = b + p * ldb;
         vf bv[V];
         for (int v = 0; v < V; ++v) bv[v] = (PART && v == V - 1) ? vloadn(bp + v * VW, nlast) : vload(bp + v * VW);
@@ -172,6 +181,61 @@ void gemm_tn(size_t m, size_t n, size_t k, const float* const* arows, size_t a_o
     gemm_rows<true>(m, n, k, arows, a_off, kidx, b, ldb, nullptr, accumulate ? 2 : 0, c, ldc);
 }
 
+inline vf ld(const float* p, int cnt) { return cnt == VW ? vload(p) : vloadn(p, cnt); }
+inline void st(float* p, vf v, int cnt) {
+    if (cnt == VW) vstore(p, v);
+    else vstoren(p, v, cnt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// activation (and dropout mask) backward, vectorised; the mask's bytes are widened lane by lane.
+
+typedef int32_t vi __attribute__((vector_size(sizeof(vf))));
+typedef uint8_t vbytes __attribute__((vector_size(VW)));
+
+inline vf mask_select(const uint8_t* mask, int cnt, vf d, float scale) {
+    vbytes mb = {};
+    std::memcpy(&mb, mask, (size_t)cnt);
+    const vi keep = __builtin_convertvector(mb, vi);
+    const vf z = {};
+    return keep != 0 ? d * scale : z;
+}
+
+template <Act A, bool MASK>
+void act_backward_impl(size_t rows, size_t c0, size_t c1, size_t ldm, float* dz, const float* dy, const float* y,
+                       const uint8_t* mask, float scale) {
+    const vf z = {}, one = vset1(1.0f);
+    for (size_t r = 0; r < rows; ++r) {
+        const size_t o = r * ldm;
+        for (size_t j = c0; j < c1; j += VW) {
+            const int cnt = (int)(c1 - j < (size_t)VW ? c1 - j : (size_t)VW);
+            vf d = ld(dy + o + j, cnt);
+            if (MASK) d = mask_select(mask + o + j, cnt, d, scale);
+            if (A != Act::linear) {
+                const vf yv = ld(y + o + j, cnt);
+                if (A == Act::relu) d = yv > z ? d : z;
+                if (A == Act::sigmoid) d = d * (yv * (one - yv));
+                if (A == Act::tanh) d = d * (one - yv * yv);
+            }
+            st(dz + o + j, d, cnt);
+        }
+    }
+}
+
+void act_backward(size_t rows, size_t c0, size_t c1, size_t ldm, float* dz, const float* dy, const float* y,
+                  const uint8_t* mask, float scale, Act act) {
+    auto run = [&](auto impl) { impl(rows, c0, c1, ldm, dz, dy, y, mask, scale); };
+    const bool m = mask != nullptr;
+    switch (act) {
+        case Act::relu: m ? run(act_backward_impl<Act::relu, true>) : run(act_backward_impl<Act::relu, false>); break;
+        case Act::sigmoid:
+            m ? run(act_backward_impl<Act::sigmoid, true>) : run(act_backward_impl<Act::sigmoid, false>);
+            break;
+        case Act::tanh: m ? run(act_backward_impl<Act::tanh, true>) : run(act_backward_impl<Act::tanh, false>); break;
+        default: m ? run(act_backward_impl<Act::linear, true>) : run(act_backward_impl<Act::linear, false>); break;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // sparse input: which entries of a row are non-zero, as a bitmap the gemm index lists are built from.
 
@@ -237,23 +301,22 @@ inline void for_vectors(size_t rows, size_t cols, size_t ld, double* sum_sq, dou
     flush(sq, ab, sum_sq, sum_abs);
 }
 
-inline vf ld(const float* p, int cnt) { return cnt == VW ? vload(p) : vloadn(p, cnt); }
-inline void st(float* p, vf v, int cnt) {
-    if (cnt == VW) vstore(p, v);
-    else vstoren(p, v, cnt);
-}
-
-template <bool REG, bool DECAY, bool AMS>
+// L1, L2: coupled regularizer terms present (and so the penalty sums needed); DECAY: decoupled
+// weight decay; AMS: amsgrad. each combination compiles to its own loop with nothing unused in it.
+template <bool L1, bool L2, bool DECAY, bool AMS>
 void adam_impl(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
                const OptCoef& c, double* sum_sq, double* sum_abs) {
     const float alpha = c.alpha, b1 = c.one_minus_beta_1, b2 = c.one_minus_beta_2, eps = c.epsilon;
     const float l1 = c.l1, two_l2 = 2.0f * c.l2, wd = c.wd, lr = c.wd_lr;
     for_vectors(rows, cols, ldw, sum_sq, sum_abs, [&](size_t i, int cnt, vf& sq, vf& ab) {
         vf wi = ld(w + i, cnt), gi = ld(g + i, cnt), mi = ld(m + i, cnt), vi = ld(v + i, cnt);
-        if (REG) gi = gi + (two_l2 * wi + l1 * vsign(wi));  // regularizer gradient joins the loss gradient
-        if (DECAY) wi = wi - wi * wd * lr;                    // keras: variable - variable * wd * lr
-        mi = mi + (gi - mi) * b1;                             // m += (g - m) * (1 - beta_1)
-        vi = vi + (gi * gi - vi) * b2;                        // v += (g*g - v) * (1 - beta_2)
+        // the regularizer gradient joins the loss gradient (keras: tape.gradient of l1*sum|w| + l2*sum(w^2))
+        if (L1 && L2) gi = gi + (two_l2 * wi + l1 * vsign(wi));
+        else if (L2) gi = gi + two_l2 * wi;
+        else if (L1) gi = gi + l1 * vsign(wi);
+        if (DECAY) wi = wi - wi * wd * lr;  // keras: variable - variable * wd * lr
+        mi = mi + (gi - mi) * b1;           // m += (g - m) * (1 - beta_1)
+        vi = vi + (gi * gi - vi) * b2;      // v += (g*g - v) * (1 - beta_2)
         st(m + i, mi, cnt);
         st(v + i, vi, cnt);
         if (AMS) {
@@ -262,26 +325,27 @@ void adam_impl(size_t rows, size_t cols, size_t ldw, float* w, const float* g, f
         }
         wi = wi - (mi * alpha) / (vsqrt(vi) + eps);  // w -= m * alpha / (sqrt(v) + epsilon)
         st(w + i, wi, cnt);
-        sq += wi * wi;
-        ab += vabs(wi);
+        if (L2) sq += wi * wi;  // the next step's penalty, only where a penalty exists
+        if (L1) ab += vabs(wi);
     });
 }
 
 void adam(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
           const OptCoef& c, double* sum_sq, double* sum_abs) {
-    const bool reg = c.l1 != 0.0f || c.l2 != 0.0f, decay = c.wd != 0.0f, ams = vhat != nullptr;
-    const int sel = (reg ? 4 : 0) | (decay ? 2 : 0) | (ams ? 1 : 0);
-    auto run = [&](auto impl) { impl(rows, cols, ldw, w, g, m, v, vhat, c, sum_sq, sum_abs); };
-    switch (sel) {
-        case 0: run(adam_impl<false, false, false>); break;
-        case 1: run(adam_impl<false, false, true>); break;
-        case 2: run(adam_impl<false, true, false>); break;
-        case 3: run(adam_impl<false, true, true>); break;
-        case 4: run(adam_impl<true, false, false>); break;
-        case 5: run(adam_impl<true, false, true>); break;
-        case 6: run(adam_impl<true, true, false>); break;
-        default: run(adam_impl<true, true, true>); break;
-    }
+    const int sel = (c.l1 != 0.0f ? 8 : 0) | (c.l2 != 0.0f ? 4 : 0) | (c.wd != 0.0f ? 2 : 0) | (vhat ? 1 : 0);
+    using Fn = void (*)(size_t, size_t, size_t, float*, const float*, float*, float*, float*, const OptCoef&, double*,
+                        double*);
+    static const Fn table[16] = {
+        adam_impl<false, false, false, false>, adam_impl<false, false, false, true>,
+        adam_impl<false, false, true, false>,  adam_impl<false, false, true, true>,
+        adam_impl<false, true, false, false>,  adam_impl<false, true, false, true>,
+        adam_impl<false, true, true, false>,   adam_impl<false, true, true, true>,
+        adam_impl<true, false, false, false>,  adam_impl<true, false, false, true>,
+        adam_impl<true, false, true, false>,   adam_impl<true, false, true, true>,
+        adam_impl<true, true, false, false>,   adam_impl<true, true, false, true>,
+        adam_impl<true, true, true, false>,    adam_impl<true, true, true, true>,
+    };
+    table[sel](rows, cols, ldw, w, g, m, v, vhat, c, sum_sq, sum_abs);
 }
 
 void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* mom, const OptCoef& c,
@@ -306,8 +370,45 @@ void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* 
 }
 
 // ---------------------------------------------------------------------------------------------
-// dropout: one philox block gives the words of four consecutive elements, compared with the keep
-// threshold (scalar: 4 KiB of mask per 32x128 batch costs about a microsecond).
+// dropout: element e keeps when word e % 4 of philox block e / 4 is below the threshold (rng.h).
+// with avx-512, 16 blocks (64 elements) are generated at once, lane by lane, and their keep bits
+// interleaved into element order; elsewhere one block (4 elements) at a time.
+
+#if defined(__AVX512F__)
+// hi and lo 32 bits of a * m for 16 lanes.
+inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+    const __m512i even = _mm512_mul_epu32(a, m);                         // lanes 0, 2, ...: 64-bit products
+    const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);  // lanes 1, 3, ...
+    hi = _mm512_mask_mov_epi32(_mm512_srli_epi64(even, 32), (__mmask16)0xAAAA, odd);
+    lo = _mm512_mullo_epi32(a, m);
+}
+
+// keep bits (bit t of the result = element 4*q0 + t) of the 64 elements of blocks q0 .. q0+15.
+inline uint64_t keep_bits64(uint32_t q0, uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold) {
+    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)q0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                                                 11, 12, 13, 14, 15));
+    __m512i c1 = _mm512_set1_epi32((int)stream), c2 = _mm512_set1_epi32((int)(uint32_t)step);
+    __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
+    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; ++r) {
+        __m512i hi0, lo0, hi1, lo1;
+        mulhilo16(c0, m0, hi0, lo0);
+        mulhilo16(c2, m1, hi1, lo1);
+        c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+        c1 = lo1;
+        c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    const __m512i thr = _mm512_set1_epi32((int)threshold);
+    const uint64_t w0 = _mm512_cmplt_epu32_mask(c0, thr), w1 = _mm512_cmplt_epu32_mask(c1, thr);
+    const uint64_t w2 = _mm512_cmplt_epu32_mask(c2, thr), w3 = _mm512_cmplt_epu32_mask(c3, thr);
+    return _pdep_u64(w0, 0x1111111111111111ull) | _pdep_u64(w1, 0x2222222222222222ull) |
+           _pdep_u64(w2, 0x4444444444444444ull) | _pdep_u64(w3, 0x8888888888888888ull);
+}
+#endif
 
 void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
                      uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale) {
@@ -315,7 +416,22 @@ void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, 
         float* xr = x + r * width;
         uint8_t* mr = mask + r * width;
         const uint64_t e0 = (uint64_t)r * width;
-        for (size_t j = c0; j < c1;) {
+        size_t j = c0;
+#if defined(__AVX512F__)
+        // whole 64-element runs that start on a block boundary (and a threshold below 2^32: rate > 0)
+        if (keep_threshold < (1ull << 32) && (e0 + j) % 4 == 0 && (e0 + c1) >> 34 == 0) {
+            const __m512 vs = _mm512_set1_ps(scale);
+            for (; j + 64 <= c1; j += 64) {
+                const uint64_t keep = keep_bits64((uint32_t)((e0 + j) >> 2), stream, step, seed, (uint32_t)keep_threshold);
+                for (int v = 0; v < 4; ++v) {
+                    const __mmask16 k = (__mmask16)(keep >> (16 * v));
+                    _mm512_storeu_ps(xr + j + 16 * v, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(xr + j + 16 * v), vs));
+                }
+                _mm512_storeu_si512(mr + j, _mm512_maskz_set1_epi8((__mmask64)keep, 1));
+            }
+        }
+#endif
+        while (j < c1) {
             const uint64_t e = e0 + j;
             if ((e & 3) == 0 && j + 4 <= c1) {  // a whole philox block: use its four words
                 const uint64_t q = e >> 2;
@@ -340,8 +456,8 @@ void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, 
 }  // namespace
 
 const KernelTable* table() {
-    static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, nonzero_bits,
-                                  adam, sgd, dropout_forward};
+    static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, act_backward,
+                                  nonzero_bits, adam, sgd, dropout_forward};
     return &t;
 }
 
