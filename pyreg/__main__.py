@@ -1,0 +1,7 @@
+"""``python -m pyreg compare ...``: the same as the ``pyreg`` command."""
+
+from __future__ import annotations
+
+from .cli import main
+
+raise SystemExit(main())

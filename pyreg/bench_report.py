@@ -1,0 +1,122 @@
+"""``pyreg bench-report RESULTS.json``: charts and a Markdown table from pytest-benchmark's JSON.
+
+Produce the JSON with ``pytest bench --benchmark-json RESULTS.json``. Within each group the
+implementations (``impl`` parameter: pyreg, numpy, keras, ...) are compared by their median time:
+the speed-up versus Keras (and NumPy) is the ratio of medians measured in that same run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["load_results", "make_report"]
+
+
+def load_results(path) -> list[dict]:
+    """The benchmarks of a pytest-benchmark JSON file, checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark results at {path} (run: pytest bench --benchmark-json {path})")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a JSON file ({e})") from e
+    benches = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(benches, list):
+        raise ValueError(f"{path} is not pytest-benchmark output (no 'benchmarks' list)")
+    usable = [b for b in benches if isinstance(b, dict) and isinstance(b.get("stats"), dict) and "median" in b["stats"]]
+    if not usable:
+        raise ValueError(f"{path} holds no timed benchmarks (was it run with --benchmark-disable?)")
+    return usable
+
+
+def _impl(bench: dict) -> str:
+    params = bench.get("params") or {}
+    return str(params.get("impl", bench.get("param") or bench["name"]))
+
+
+def _fmt_time(s: float) -> str:
+    for unit, scale in (("s", 1), ("ms", 1e3), ("µs", 1e6)):
+        if s * scale >= 1:
+            return f"{s * scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def summarise(benches: list[dict]) -> dict[str, list[dict]]:
+    """Per group: rows with impl, median, iqr, rounds, speed-ups versus keras and numpy (same run)."""
+    groups: dict[str, list[dict]] = {}
+    for b in benches:
+        groups.setdefault(b.get("group") or b["name"], []).append(b)
+    out = {}
+    for group, items in sorted(groups.items()):
+        medians = {_impl(b): b["stats"]["median"] for b in items}
+        rows = []
+        for b in items:
+            impl, med = _impl(b), b["stats"]["median"]
+            extra = b.get("extra_info") or {}
+            rows.append({
+                "impl": impl,
+                "median": med,
+                "iqr": b["stats"].get("iqr", 0.0),
+                "rounds": b["stats"].get("rounds"),
+                "vs_keras": medians["keras"] / med if "keras" in medians else extra.get("speedup_vs_keras"),
+                "vs_numpy": medians["numpy"] / med if "numpy" in medians else extra.get("speedup_vs_numpy"),
+                "rate": extra.get("gflops") and f"{extra['gflops']:.1f} GFLOP/s" or extra.get("gbps") and f"{extra['gbps']:.1f} GB/s",
+                "accuracy": extra.get("val_accuracy"),
+            })  # fmt: skip
+        out[group] = sorted(rows, key=lambda r: r["median"])
+    return out
+
+
+def _markdown(summary: dict[str, list[dict]], source: str) -> str:
+    lines = [f"# Benchmark report ({source})", "",
+             "| group | impl | median | IQR | rounds | speed-up vs Keras | vs NumPy | rate | val acc |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for group, rows in summary.items():
+        for r in rows:
+            lines.append("| " + " | ".join([
+                group, r["impl"], _fmt_time(r["median"]), _fmt_time(r["iqr"]) if r["iqr"] else "0",
+                str(r["rounds"]), f"{r['vs_keras']:.1f}x" if r["vs_keras"] else "—",
+                f"{r['vs_numpy']:.1f}x" if r["vs_numpy"] else "—", r["rate"] or "—",
+                f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "—"]) + " |")  # fmt: skip
+    lines += ["", "![speed-up per group](speedup.png)", ""]
+    return "\n".join(lines)
+
+
+def _chart(summary: dict[str, list[dict]], path: Path) -> int:
+    """Horizontal bars: per group, each implementation's speed-up over the slowest baseline present."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels, values, colors = [], [], []
+    palette = {"pyreg": "tab:blue", "keras": "tab:orange", "numpy": "tab:green"}
+    for group, rows in summary.items():
+        base = next((r["median"] for r in rows if r["impl"] == "keras"), None) or max(r["median"] for r in rows)
+        for r in rows:
+            labels.append(f"{group} — {r['impl']}")
+            values.append(base / r["median"])
+            colors.append(palette.get(r["impl"].split("-")[0], "tab:gray"))
+    fig = Figure(figsize=(9, 0.32 * len(labels) + 1.2), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.barh(range(len(values)), values, color=colors)
+    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("speed-up versus Keras (or the slowest implementation) in the same run, log scale")
+    ax.set_title("pyreg benchmarks: speed-up per group")
+    fig.savefig(path)
+    return len(values)
+
+
+def make_report(results, out=None) -> dict:
+    """Writes speedup.png and report.md next to the results (or into `out`); returns what it wrote."""
+    results = Path(results)
+    summary = summarise(load_results(results))
+    out = Path(out) if out else results.parent / f"{results.stem}-report"
+    out.mkdir(parents=True, exist_ok=True)
+    bars = _chart(summary, out / "speedup.png")
+    (out / "report.md").write_text(_markdown(summary, results.name))
+    return {"out": str(out), "groups": len(summary), "bars": bars, "summary": summary}

@@ -1,0 +1,90 @@
+"""The ``pyreg`` command: ``pyreg compare`` and ``pyreg bench-report``.
+
+Errors in what the user asked for print one line (``pyreg: error: ...``) and exit with status 2;
+an interrupted run exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+def _models(text: str) -> tuple[str, ...]:
+    from .compare import MODEL_KINDS
+
+    if text == "all":
+        return MODEL_KINDS
+    models = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in models if m not in MODEL_KINDS]
+    if bad or not models:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(MODEL_KINDS)} or 'all' (comma-separated); got {text!r}")
+    return models
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyreg", description="Fast, Keras-faithful regularised MLPs on the CPU.")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="train the L2-vs-Dropout study with pyreg and Keras and report")
+    c.add_argument("--models", type=_models, default=("l2", "dropout"),
+                   help="comma-separated: l2, dropout, none (no regularisation), both (L2 + dropout), or all")
+    c.add_argument("--epochs", type=_positive, default=5)
+    c.add_argument("--batch-size", type=_positive, default=32)
+    c.add_argument("--seeds", type=_positive, default=1, help="seeds per model and framework (mean and spread)")
+    c.add_argument("--threads", type=_non_negative, default=0, help="threads for pyreg and TensorFlow (0 = all)")
+    c.add_argument("--out", default="pyreg-results", help="folder for figures, results.json and report.md")
+    c.add_argument("--no-keras", action="store_true", help="train with pyreg only")
+    c.add_argument("--quick", action="store_true", help=f"a small subset of MNIST, for smoke tests")
+    r = sub.add_parser("bench-report", help="charts and a Markdown table from pytest-benchmark JSON")
+    r.add_argument("results", help="the file written by: pytest bench --benchmark-json RESULTS.json")
+    r.add_argument("--out", default=None, help="output folder (default: RESULTS-report next to the file)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            from .compare import CompareConfig, run_compare
+
+            cfg = CompareConfig(models=args.models, epochs=args.epochs, batch_size=args.batch_size, seeds=args.seeds,
+                                threads=args.threads, keras=not args.no_keras, quick=args.quick, out=args.out)  # fmt: skip
+            run_compare(cfg)
+        else:
+            from .bench_report import make_report
+
+            done = make_report(args.results, args.out)
+            print(f"{done['groups']} groups; speedup.png and report.md written to {done['out']}/")
+    except KeyboardInterrupt:
+        print("pyreg: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as e:
+        print(f"pyreg: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
