@@ -128,16 +128,21 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
     features = int(np.prod(a.shape[1:]))
     if features == 0:
         raise ValueError(f"{name} must have at least one feature per sample; got shape {a.shape}")
+    flat = a.reshape(n, features)
     if a.dtype.kind == "f":
-        # a NaN or Inf anywhere makes the float64 sum non-finite (a huge finite sum is checked exactly).
-        if not np.isfinite(np.sum(a, dtype=np.float64)):
-            bad = ~np.isfinite(a)
-            if bad.any():
-                where = np.unravel_index(int(np.argmax(bad)), a.shape)
-                raise ValueError(f"{name} must be finite; got {a[where]} at index {tuple(map(int, where))}")
-    out = np.ascontiguousarray(a.reshape(n, features), dtype=np.float32)
-    if a.dtype.kind == "f" and a.dtype.itemsize > 4 and not np.isfinite(np.sum(out, dtype=np.float64)):
-        raise ValueError(f"{name} has values too large for float32 (|x| > 3.4e38)")
+        from . import _core
+
+        if a.dtype not in (np.float32, np.float64):  # float16, longdouble: through float64
+            flat = flat.astype(np.float64)
+        flat = np.ascontiguousarray(flat)
+        out, bad = _core.prepare_features(flat)  # checks NaN/Inf (and float32 overflow) in one threaded pass
+        if bad >= 0:
+            where = np.unravel_index(int(bad), a.shape)
+            value = a[where]
+            what = "finite" if not np.isfinite(value) else "within float32's range (|x| <= 3.4e38)"
+            raise ValueError(f"{name} must be {what}; got {value} at index {tuple(map(int, where))}")
+        return out
+    out = np.ascontiguousarray(flat, dtype=np.float32)
     return out
 
 
