@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -75,6 +76,15 @@ int threads_arg(int threads) {
     return threads > 0 ? threads : default_threads();
 }
 
+// the threads a standalone kernel call uses: waking a thread team costs microseconds, so a call with
+// little work (`work` ~ floating-point operations) runs on the calling thread. results do not depend
+// on the thread count, so this changes only the time.
+int threads_for(int threads, double work) {
+    const int T = threads_arg(threads);
+    constexpr double kWorkPerThread = 2e5;
+    return work < kWorkPerThread ? 1 : std::max(1, std::min(T, (int)(work / kWorkPerThread)));
+}
+
 Act act_arg(const std::string& name, bool fused_only) {
     const Act a = act_from_name(name);
     PYREG_CHECK(!fused_only || a == Act::relu || a == Act::linear,
@@ -120,7 +130,7 @@ void bind_dense_forward(farr y, const farr& x, const farr& w, const py::object& 
     }
     const Act act = act_arg(act_name, false);
     PYREG_CHECK(act != Act::softmax, "activation must be 'relu', 'linear', 'sigmoid' or 'tanh'; got 'softmax'");
-    const int T = threads_arg(threads);
+    const int T = threads_for(threads, 2.0 * (double)B * IN * OUT);
     float* yp = y.mutable_data();
     const float* xp = x.data();
     const float* wp = w.data();
@@ -169,17 +179,18 @@ void bind_dense_backward(const py::object& dx_obj, farr dw, const py::object& db
     }
     const Act act = act_arg(act_name, false);
     PYREG_CHECK(act != Act::softmax, "activation must be 'relu', 'linear', 'sigmoid' or 'tanh'; got 'softmax'");
-    const int T = threads_arg(threads);
+    const int T = threads_for(threads, 4.0 * (double)B * IN * OUT);
     const float *dyp = dy.data(), *yp = y.data(), *xp = x.data(), *wp = w.data();
     float* dwp = dw.mutable_data();
     py::gil_scoped_release nogil;
-    std::vector<float> dz(B * OUT), wt(OUT * IN);
-    const std::vector<const float*> xrows = row_pointers(xp, B, IN), dzrows = row_pointers(dz.data(), B, OUT);
+    // scratch, not zero-filled: every element is written before it is read
+    std::unique_ptr<float[]> dz(new float[B * OUT]), wt(new float[dxp ? OUT * IN : 1]);
+    const std::vector<const float*> xrows = row_pointers(xp, B, IN), dzrows = row_pointers(dz.get(), B, OUT);
     run_team(T, [&] {
-        activation_backward(dz.data(), dyp, yp, nullptr, 1.0f, B, OUT, act);
-        dense_backward_params(WeightGrads{dwp, IN, OUT, false}, dbp, dz.data(), xrows.data(), B, accumulate);
+        activation_backward(dz.get(), dyp, yp, nullptr, 1.0f, B, OUT, act);
+        dense_backward_params(WeightGrads{dwp, IN, OUT, false}, dbp, dz.get(), xrows.data(), B, accumulate);
         team_barrier();  // dx reads every column of dz
-        if (dxp) dense_backward_input(dxp, dzrows.data(), Weights{wp, IN, OUT, false}, wt.data(), B, accumulate);
+        if (dxp) dense_backward_input(dxp, dzrows.data(), Weights{wp, IN, OUT, false}, wt.get(), B, accumulate);
     });
 }
 
@@ -190,8 +201,8 @@ void bind_dropout_forward(farr x, u8arr mask, double rate, uint64_t seed, uint32
     check_shape(mask, {x.shape(0), x.shape(1)}, "mask");
     check_writeable(mask, "mask");
     check_rate(rate);
-    const int T = threads_arg(threads);
     const size_t B = (size_t)x.shape(0), OUT = (size_t)x.shape(1);
+    const int T = threads_for(threads, 40.0 * (double)B * OUT);  // ~40 operations per element (philox)
     float* xp = x.mutable_data();
     uint8_t* mp = mask.mutable_data();
     py::gil_scoped_release nogil;
@@ -204,8 +215,8 @@ void bind_dropout_backward(farr dx, const farr& dy, const u8arr& mask, double ra
     check_writeable(dx, "dx");
     check_shape(mask, {dy.shape(0), dy.shape(1)}, "mask");
     check_rate(rate);
-    const int T = threads_arg(threads);
     const size_t B = (size_t)dy.shape(0), OUT = (size_t)dy.shape(1);
+    const int T = threads_for(threads, (double)B * OUT);
     float* dxp = dx.mutable_data();
     const float* dyp = dy.data();
     const uint8_t* mp = mask.data();
@@ -269,8 +280,8 @@ void bind_optimizer_update(const std::string& kind, farr w, const farr& g, const
             st.m = m.mutable_data();
         }
     }
-    const int T = threads_arg(threads);
     const size_t n = (size_t)w.size();
+    const int T = threads_for(threads, 20.0 * (double)n);
     float* wp = w.mutable_data();
     const float* gp = g.data();
     py::gil_scoped_release nogil;
@@ -292,7 +303,7 @@ py::tuple bind_softmax_xent(const farr& logits, const iarr& labels, const py::ob
         check_writeable(dl, "dlogits");
         dlp = dl.mutable_data();
     }
-    const int T = threads_arg(threads);
+    const int T = threads_for(threads, 30.0 * (double)B * K);
     farr loss_rows({(py::ssize_t)B});
     u8arr correct({(py::ssize_t)B});
     float* lp = loss_rows.mutable_data();

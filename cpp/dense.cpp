@@ -202,11 +202,16 @@ void dense_backward_input(float* dx, const float* const* dzrows, Weights w, floa
     const Range c = owned_cols(IN);  // columns of dx: the layer below's outputs
     if (c.end == c.begin) return;
     // wt (OUT, IN) = w^T for this thread's columns only: no other thread reads them.
+    constexpr size_t T = 16;  // transposed in 16 x 16 tiles: both sides touch whole cache lines
     for (size_t p = 0; p < w.blocks(); ++p) {
         const float* blk = w.block(p);
         const size_t ld = w.ld(p), width = w.width(p), j0 = p * kColBlock;
-        for (size_t i = c.begin; i < c.end; ++i)
-            for (size_t jj = 0; jj < width; ++jj) wt[(j0 + jj) * IN + i] = blk[i * ld + jj];
+        for (size_t i0 = c.begin; i0 < c.end; i0 += T)
+            for (size_t k0 = 0; k0 < width; k0 += T) {
+                const size_t i1 = std::min(c.end, i0 + T), k1 = std::min(width, k0 + T);
+                for (size_t jj = k0; jj < k1; ++jj)
+                    for (size_t i = i0; i < i1; ++i) wt[(j0 + jj) * IN + i] = blk[i * ld + jj];
+            }
     }
     kernels().gemm_nn(B, c.end - c.begin, OUT, dzrows, nullptr, wt + c.begin, IN, nullptr, Act::linear, accumulate,
                       dx + c.begin, IN);

@@ -32,6 +32,8 @@ def describe(value) -> str:
 
 def check_int(value, name: str, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
     """An integer (bool excluded) at least `minimum`."""
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value  # the common case, cheaply (these checks sit on kernel-call paths)
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -43,6 +45,8 @@ def check_int(value, name: str, *, minimum: int | None = None, allow_none: bool 
 
 
 def _as_float(value, name: str) -> float:
+    if type(value) is float and value - value == 0.0:  # a finite python float: the common case
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {describe(value)}")
     value = float(value)

@@ -111,6 +111,21 @@ def _chart(summary: dict[str, list[dict]], path: Path) -> int:
     return len(values)
 
 
+def readme_table(done: dict, source) -> str:
+    """The README's benchmark block: per group, each implementation's median and speed-ups."""
+    lines = [f"From `{Path(source).name}` (`pytest bench --benchmark-json {Path(source).name}`), "
+             f"rendered by `pyreg bench-report`:", "",
+             "| group | impl | median | speed-up vs Keras | vs NumPy | rate |", "|---|---|---|---|---|---|"]  # fmt: skip
+    def ratio(x):
+        return f"{x:.1f}x" if x else "—"
+
+    for group, rows in done["summary"].items():
+        for r in rows:
+            lines.append(f"| {group} | {r['impl']} | {_fmt_time(r['median'])} | {ratio(r['vs_keras'])} | "
+                         f"{ratio(r['vs_numpy'])} | {r['rate'] or '—'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def make_report(results, out=None) -> dict:
     """Writes speedup.png and report.md next to the results (or into `out`); returns what it wrote."""
     results = Path(results)

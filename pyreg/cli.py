@@ -44,9 +44,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyreg", description="Fast, Keras-faithful regularised MLPs on the CPU.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="pyreg", description="Fast, Keras-faithful regularised MLPs on the CPU.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("compare", help="train the L2-vs-Dropout study with pyreg and Keras and report")
     c.add_argument("--models", type=_models, default=("l2", "dropout"),
                    help="comma-separated: l2, dropout, none (no regularisation), both (L2 + dropout), or all")
@@ -56,10 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=_non_negative, default=0, help="threads for pyreg and TensorFlow (0 = all)")
     c.add_argument("--out", default="pyreg-results", help="folder for figures, results.json and report.md")
     c.add_argument("--no-keras", action="store_true", help="train with pyreg only")
-    c.add_argument("--quick", action="store_true", help=f"a small subset of MNIST, for smoke tests")
+    c.add_argument("--quick", action="store_true", help="a small subset of MNIST, for smoke tests")
+    c.add_argument("--readme", default=None, metavar="README.md",
+                   help="also rewrite the results block of this README (between its results markers)")
     r = sub.add_parser("bench-report", help="charts and a Markdown table from pytest-benchmark JSON")
     r.add_argument("results", help="the file written by: pytest bench --benchmark-json RESULTS.json")
     r.add_argument("--out", default=None, help="output folder (default: RESULTS-report next to the file)")
+    r.add_argument("--readme", default=None, metavar="README.md",
+                   help="also rewrite the benchmark block of this README (between its bench markers)")
     return p
 
 
@@ -71,12 +82,22 @@ def main(argv: list[str] | None = None) -> int:
 
             cfg = CompareConfig(models=args.models, epochs=args.epochs, batch_size=args.batch_size, seeds=args.seeds,
                                 threads=args.threads, keras=not args.no_keras, quick=args.quick, out=args.out)  # fmt: skip
-            run_compare(cfg)
+            result = run_compare(cfg)
+            if args.readme:
+                from .compare import readme_block
+                from .readme import replace_block
+
+                replace_block(args.readme, "results", readme_block(result, args.out))
+                print(f"results block of {args.readme} updated")
         else:
-            from .bench_report import make_report
+            from .bench_report import make_report, readme_table
+            from .readme import replace_block
 
             done = make_report(args.results, args.out)
             print(f"{done['groups']} groups; speedup.png and report.md written to {done['out']}/")
+            if args.readme:
+                replace_block(args.readme, "bench", readme_table(done, args.results))
+                print(f"bench block of {args.readme} updated")
     except KeyboardInterrupt:
         print("pyreg: interrupted", file=sys.stderr)
         return 130

@@ -304,6 +304,21 @@ def render_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def readme_block(result: dict, out: str) -> str:
+    """The README's results block: table, figure and the environment it was measured in."""
+    env, cfg, b = result["environment"], result["config"], result["environment"]["build"]
+    keras = f"TensorFlow {env['tensorflow']} / Keras {env['keras']}" if "tensorflow" in env else "Keras not run"
+    return f"""Measured {env['date'][:10]} on {b['cpu']} ({b['cpu_count']} cores), pyreg {b['pyreg']} ({b['isa_active']}, \
+{env['pyreg_threads']} threads), {keras}, NumPy {b['numpy']}, Python {env['python']};
+{cfg['epochs']} epochs, batch {cfg['batch_size']}, {cfg['seeds']} seed(s) per model and framework, time per epoch
+including validation. Regenerate with `{env['command']}`.
+
+{render_table(result)}
+
+![validation accuracy per epoch]({out}/val_accuracy.png)
+"""
+
+
 def render_report(result: dict) -> str:
     env, cfg = result["environment"], result["config"]
     b = env["build"]

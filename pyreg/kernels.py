@@ -37,6 +37,8 @@ _ACTIVATIONS = ("relu", "linear", "sigmoid", "tanh")
 
 def _input(a, name: str, ndim: int) -> np.ndarray:
     """A read-only input as float32, C-contiguous (converted once if needed)."""
+    if type(a) is np.ndarray and a.dtype == np.float32 and a.ndim == ndim and a.flags.c_contiguous:
+        return a  # the common case, without further work
     if a is None:
         raise TypeError(f"{name} must be an array; got None")
     arr = np.asarray(a)
@@ -49,6 +51,10 @@ def _input(a, name: str, ndim: int) -> np.ndarray:
 
 def _inplace(a, name: str, shape: tuple | None = None) -> np.ndarray:
     """An array written in place: must be float32, C-contiguous, writeable (never converted)."""
+    if type(a) is np.ndarray and a.dtype == np.float32:
+        flags = a.flags
+        if flags.c_contiguous and flags.writeable and (shape is None or a.shape == tuple(shape)):
+            return a  # the common case, without further work
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} is updated in place and must be a numpy array; got {describe(a)}")
     if a.dtype != np.float32:
