@@ -18,8 +18,9 @@ from ._checks import check_bool, check_fraction, check_nonneg_float, check_posit
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "get"]
 
-_UNSUPPORTED = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "loss_scale_factor",
-                "gradient_accumulation_steps")  # fmt: skip
+# keras options pyreg does not implement, with the values that mean "off" (accepted and ignored)
+_UNSUPPORTED = {"clipnorm": (None,), "clipvalue": (None,), "global_clipnorm": (None,), "use_ema": (False,),
+                "loss_scale_factor": (None,), "gradient_accumulation_steps": (None, 1)}  # fmt: skip
 
 
 class Optimizer:
@@ -30,7 +31,7 @@ class Optimizer:
     def __init__(self, learning_rate, weight_decay=None, name=None, **kwargs):
         for key, value in kwargs.items():
             if key in _UNSUPPORTED:
-                if value not in (None, False, 1):
+                if not any(value is off or (type(value) is int and value == off) for off in _UNSUPPORTED[key]):
                     raise NotImplementedError(f"pyreg's optimizers do not implement {key}={value!r}")
             elif key not in ("ema_momentum", "ema_overwrite_frequency"):
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}")
