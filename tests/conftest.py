@@ -4,11 +4,15 @@ missing; in CI (CI=true) a missing TensorFlow is a failure, never a silent skip.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# subprocesses run from here, never from the source tree: `python -c`/`-m` put their working directory on
+# sys.path, and the source tree's pyreg/ (without the compiled _core) would shadow the installed package.
+OUTSIDE = tempfile.gettempdir()
 
 
 def import_keras():

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import OUTSIDE
 from pyreg import callbacks, kernels, layers, models, utils
 
 
@@ -64,7 +65,8 @@ print(json.dumps(out), flush=True)
 
 
 def test_ctrl_c_stops_a_native_fit_within_a_batch_and_keeps_the_model_usable():
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=OUTSIDE)  # fmt: skip
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.0)  # well inside the first epoch (6250 batches)
     sent = time.monotonic()
@@ -159,7 +161,8 @@ print(json.dumps({"grown": status("VmHWM:") - before}))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_peak_memory_of_a_full_mnist_fit(mnist_data, dtype):
     """At most the float32 training set (188 MB, only when the input must be converted) plus 100 MB."""
-    out = subprocess.run([sys.executable, "-c", PEAK, dtype], capture_output=True, text=True, check=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", PEAK, dtype], capture_output=True, text=True, check=True, timeout=600,
+                         cwd=OUTSIDE)  # fmt: skip
     grown = json.loads(out.stdout.strip().splitlines()[-1])["grown"]
     train_f32 = 60000 * 784 * 4
     allowed = (train_f32 if dtype == "float64" else 0) + 100 * 2**20

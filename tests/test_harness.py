@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import OUTSIDE
 from pyreg import plots
 from pyreg.compare import Run
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_cli(*args, timeout=900):
     return subprocess.run([sys.executable, "-m", "pyreg", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)  # fmt: skip
+                          cwd=OUTSIDE)  # fmt: skip
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -162,8 +163,9 @@ def test_plot_functions_draw_one_curve_per_model_and_framework(tmp_path):
 def test_bench_suites_run_in_fast_mode():
     """The benchmark suites, each benchmark once on small data, so that they cannot rot (CI)."""
     env = dict(os.environ)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench", "--benchmark-disable", "--bench-quick", "-q",
-                           "-p", "no:cacheprovider"], capture_output=True, text=True, timeout=1200, cwd=ROOT, env=env)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "--benchmark-disable", "--bench-quick",
+                           "-q", "-p", "no:cacheprovider"], capture_output=True, text=True, timeout=1200, cwd=OUTSIDE,
+                          env=env)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = proc.stdout.strip().splitlines()[-1]
     assert " passed" in summary

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pyreg
+from conftest import OUTSIDE
 from pyreg import _core, kernels
 
 ISAS = pyreg.build_info()["isa_available"]
@@ -75,5 +76,5 @@ def test_environment_variable_caps_the_choice(tmp_path):
 
     code = "import pyreg; print(pyreg.build_info()['isa_active'])"
     out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "PYREG_ISA": "generic"},
-                         capture_output=True, text=True, check=True)  # fmt: skip
+                         capture_output=True, text=True, check=True, cwd=OUTSIDE)  # fmt: skip
     assert out.stdout.strip() == "generic"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import OUTSIDE
 from pyreg.datasets import mnist
 
 # independent copy of the published digests (raw bytes, C order), not imported from the loader.
@@ -186,7 +187,7 @@ def test_two_processes_loading_at_once_leave_a_valid_cache(tmp_path):
     env = dict(os.environ, PYREG_DATA_DIR=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"))
     code = "from pyreg.datasets import mnist; d = mnist.load_data(); print(d[0][0].shape)"
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]  # fmt: skip
+                              text=True, cwd=OUTSIDE) for _ in range(2)]  # fmt: skip
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err

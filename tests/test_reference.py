@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import OUTSIDE
+
 
 def test_importing_without_tensorflow_says_how_to_install_the_extra():
     code = (
@@ -21,11 +23,12 @@ def test_importing_without_tensorflow_says_how_to_install_the_extra():
         "else:\n"
         "    print('imported')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=OUTSIDE).stdout
     assert 'pip install "pyreg[keras]"' in out
     # the rest of pyreg works without tensorflow
     code2 = "import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; import pyreg; print('ok')"
-    assert subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True, check=True).stdout.strip() == "ok"
+    ok = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True, check=True, cwd=OUTSIDE).stdout
+    assert ok.strip() == "ok"
 
 
 @pytest.mark.keras
