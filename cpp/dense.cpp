@@ -82,7 +82,6 @@ void sparse_scan_rows(SparseInput sp, const float* const* xrows, size_t B, size_
 void sparse_scan_groups(SparseInput sp, size_t B, size_t IN) {
     // the groups of kFeatureGroup bits never straddle a 64-bit word: threads split the words.
     static_assert(64 % kFeatureGroup == 0, "feature groups must tile a 64-bit word");
-    static_assert(kHookRows % kFeatureGroup == 0, "hooks must fall on feature-group boundaries");
     constexpr size_t per_word = 64 / kFeatureGroup;
     const size_t words = bit_words(IN), bw = bit_words(B), groups = (IN + kFeatureGroup - 1) / kFeatureGroup;
     uint64_t spread_mask = 0;  // the lowest bit of every group
@@ -152,31 +151,20 @@ void activation_backward(float* dz, const float* dy, const float* y, const uint8
 }
 
 void dense_backward_params(WeightGrads dw, float* db, const float* dz, const float* const* xrows, size_t B,
-                           bool accumulate, GradTileHook hook) {
+                           bool accumulate) {
     const KernelTable& K = kernels();
     const OwnedBlocks o = owned_blocks(dw.out);
+    for (size_t p = o.p0; p < o.p1; ++p)
+        K.gemm_tn(dw.in, dw.width(p), B, xrows, 0, nullptr, dz + p * kColBlock, dw.out, accumulate, dw.block(p),
+                  dw.ld(p));
     bias_grad(db, dz, B, dw.out, o.c0, o.c1, accumulate);
-    for (size_t p = o.p0; p < o.p1; ++p) {
-        if (!hook.fn) {
-            K.gemm_tn(dw.in, dw.width(p), B, xrows, 0, nullptr, dz + p * kColBlock, dw.out, accumulate, dw.block(p),
-                      dw.ld(p));
-            continue;
-        }
-        for (size_t i0 = 0; i0 < dw.in; i0 += kHookRows) {
-            const size_t i1 = std::min(dw.in, i0 + kHookRows);
-            K.gemm_tn(i1 - i0, dw.width(p), B, xrows, i0, nullptr, dz + p * kColBlock, dw.out, accumulate,
-                      dw.block(p) + i0 * dw.ld(p), dw.ld(p));
-            hook.fn(hook.ctx, p, i0, i1);
-        }
-    }
 }
 
 void dense_backward_params_sparse(WeightGrads dw, float* db, const float* dz, SparseInput sp,
-                                  const float* const* xrows, size_t B, bool accumulate, GradTileHook hook) {
+                                  const float* const* xrows, size_t B, bool accumulate) {
     const KernelTable& K = kernels();
     const OwnedBlocks o = owned_blocks(dw.out);
     if (o.p0 == o.p1) return;
-    bias_grad(db, dz, B, dw.out, o.c0, o.c1, accumulate);
     const size_t IN = dw.in, bw = bit_words(B);
     uint32_t* kidx = sp.scratch + (size_t)team_rank() * sp.scratch_stride;
     for (size_t i0 = 0, g = 0; i0 < IN; i0 += kFeatureGroup, ++g) {
@@ -184,16 +172,14 @@ void dense_backward_params_sparse(WeightGrads dw, float* db, const float* dz, Sp
         const size_t nk = list_bits(sp.group_rows + g * bw, bw, kidx);  // batch rows non-zero in these features
         for (size_t p = o.p0; p < o.p1; ++p) {
             float* out = dw.block(p) + i0 * dw.ld(p);
-            if (nk > 0) {
+            if (nk > 0)
                 K.gemm_tn(i1 - i0, dw.width(p), nk, xrows, i0, kidx, dz + p * kColBlock, dw.out, accumulate, out,
                           dw.ld(p));
-            } else if (!accumulate) {  // zero in every row of the batch: zero gradient
+            else if (!accumulate)  // zero in every row of the batch: zero gradient
                 for (size_t i = i0; i < i1; ++i) std::memset(out + (i - i0) * dw.ld(p), 0, dw.width(p) * sizeof(float));
-            }
         }
-        if (hook.fn && (i1 % kHookRows == 0 || i1 == IN))
-            for (size_t p = o.p0; p < o.p1; ++p) hook.fn(hook.ctx, p, i1 - ((i1 - 1) % kHookRows + 1), i1);
     }
+    bias_grad(db, dz, B, dw.out, o.c0, o.c1, accumulate);
 }
 
 void dense_backward_input(float* dx, const float* const* dzrows, Weights w, float* wt, size_t B, bool accumulate,

@@ -70,22 +70,13 @@ void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, W
 void activation_backward(float* dz, const float* dy, const float* y, const uint8_t* mask, float scale, size_t B,
                          size_t OUT, Act act);
 
-// called as soon as rows [i0, i1) of column block p of dw are final (kHookRows rows at a time), so that
-// the trainer can apply the optimizer to them while they are still in cache (see Mlp::backward).
-constexpr size_t kHookRows = 32;  // a multiple of kFeatureGroup: 8 KiB of one 64-wide panel
-struct GradTileHook {
-    void (*fn)(void* ctx, size_t p, size_t i0, size_t i1) = nullptr;
-    void* ctx = nullptr;
-};
-
 // dw (IN, OUT) and db (OUT), this thread's columns, overwritten or accumulated, from its columns of dz.
-// with a hook, dw is computed kFeatureGroup rows at a time and the hook called every kHookRows rows.
 void dense_backward_params(WeightGrads dw, float* db, const float* dz, const float* const* xrows, size_t B,
-                           bool accumulate, GradTileHook hook = {});
+                           bool accumulate);
 // the same after a sparse-input forward (needs group_rows); features with no non-zero in the batch get a
-// zero gradient (or nothing added when accumulating). the hook is called for every group.
+// zero gradient (or nothing added when accumulating).
 void dense_backward_params_sparse(WeightGrads dw, float* db, const float* dz, SparseInput sp,
-                                  const float* const* xrows, size_t B, bool accumulate, GradTileHook hook = {});
+                                  const float* const* xrows, size_t B, bool accumulate);
 
 // dx (B, IN) = dz . w^T for this thread's columns of dx (its columns of the layer below), overwritten or
 // accumulated; reads every column of dz (barrier before). wt (OUT, IN) is scratch for w's transpose

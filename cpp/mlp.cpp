@@ -78,10 +78,8 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
         const size_t in = in_dim(l), out = L.units;
         kernel_off_.push_back(off);
         info_.push_back({off, {in, out}, "kernel", l});
-        if (l == 0) fused_seg0_ = segments_.size();
-        for (size_t c = 0; c < out; c += kColBlock)  // one segment per column panel; layer 0's are fused
-            segments_.push_back(
-                {off + c * in, in * std::min(kColBlock, out - c), L.kernel_l1, L.kernel_l2, true, c, out, l == 0});
+        for (size_t c = 0; c < out; c += kColBlock)  // one segment per column panel
+            segments_.push_back({off + c * in, in * std::min(kColBlock, out - c), L.kernel_l1, L.kernel_l2, true, c, out});
         off = align_up(off + in * out);
         bias_off_.push_back(off);
         if (L.use_bias) {
@@ -259,31 +257,8 @@ void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse) {
     }
 }
 
-// layer 0's kernel is updated inside the backward pass: each tile of kFeatureGroup rows of a panel
-// goes through the optimizer right after its gradient is final, while it is still in cache (nothing
-// reads that kernel later in the step: layer 0 needs no input gradient). its penalty is summed per
-// panel in row order, the same for any thread count.
-struct FusedStep {
-    const OptimizerConfig* cfg;
-    const OptCoef* coef;
-    const std::vector<Segment>* segments;
-    size_t seg0, in;
-    float *w, *g;
-    OptimizerState st;
-    double* penalty_segments;
-};
-
-static void fused_update(void* ctx, size_t p, size_t i0, size_t i1) {
-    const FusedStep& f = *static_cast<const FusedStep*>(ctx);
-    const Segment& seg = (*f.segments)[f.seg0 + p];
-    const size_t width = seg.size / f.in;
-    const double pen = update_block(*f.cfg, *f.coef, seg, f.w, f.g, f.st, seg.offset + i0 * width, (i1 - i0) * width);
-    double& slot = f.penalty_segments[f.seg0 + p];
-    slot = (i0 == 0 ? 0.0 : slot) + pen;
-}
-
 // ends without a barrier: the owner of each gradient column goes straight on to its optimizer update.
-void Mlp::backward(Workspace& ws, size_t rows, bool sparse, const OptCoef& coef) {
+void Mlp::backward(Workspace& ws, size_t rows, bool sparse) {
     const size_t L = spec_.layers.size();
     float* g = grads_.data();
     for (size_t l = L; l-- > 0;) {
@@ -294,19 +269,15 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, const OptCoef& coef)
         const float* const* in_rows =
             l > 0 ? ws.act_rows[l - 1].data()
                   : (spec_.input_dropout > 0.0 ? ws.xin_rows.data() : ws.x_rows.data());
-        if (l == 0) {  // the input needs no gradient; the kernel is updated tile by tile (fused_update)
-            FusedStep f{&opt_, &coef, &segments_, fused_seg0_, in_dim(0), params_.data(), g, opt_state(),
-                        penalty_segments_.data()};
-            const GradTileHook hook{fused_update, &f};
-            if (sparse)
-                dense_backward_params_sparse(dw, db, dz, ws.sparse(), in_rows, rows, false, hook);
-            else
-                dense_backward_params(dw, db, dz, in_rows, rows, false, hook);
+        // the first write of each gradient overwrites it: no per-step memset of the arena.
+        if (l == 0 && sparse)
+            dense_backward_params_sparse(dw, db, dz, ws.sparse(), in_rows, rows, false);
+        else
+            dense_backward_params(dw, db, dz, in_rows, rows, false);
+        if (l == 0) {  // the input needs no gradient
             mark(L + 2);
             break;
         }
-        // the first write of each gradient overwrites it: no per-step memset of the arena.
-        dense_backward_params(dw, db, dz, in_rows, rows, false);
         const LayerSpec& P = spec_.layers[l - 1];
         const float* y_in = needs_pre_dropout_copy(P) ? ws.pre[l - 1].data() : ws.act[l - 1].data();
         const uint8_t* mask_in = P.dropout > 0.0 ? ws.mask[l - 1].data() : nullptr;
@@ -382,7 +353,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             mark(1 + L);
             if (bad) break;  // before any update: the weights stay as they were
             const OptCoef coef = step_coefficients(opt_, iterations_);
-            backward(ws, rows, sparse, coef);
+            backward(ws, rows, sparse);
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data());
             team_barrier();
             mark(2 + 2 * L);

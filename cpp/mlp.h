@@ -128,7 +128,7 @@ class Mlp {
     struct Workspace;  // per-batch buffers, sized for one batch size
     void ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training, int threads);
     void forward(Workspace& ws, size_t rows, bool training, bool sparse);
-    void backward(Workspace& ws, size_t rows, bool sparse, const OptCoef& coef);
+    void backward(Workspace& ws, size_t rows, bool sparse);
     void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                    bool sparse, double* loss_sum, size_t* correct);
 
@@ -147,7 +147,6 @@ class Mlp {
     std::vector<size_t> kernel_off_, bias_off_;
     std::vector<ParamInfo> info_;
     std::vector<Segment> segments_;
-    size_t fused_seg0_ = 0;  // segments [fused_seg0_, +panels of kernel 0) are updated inside the backward
     std::vector<float> params_, grads_, m_, v_, vhat_;
     std::vector<double> penalty_segments_;
     std::vector<uint32_t> perm_;

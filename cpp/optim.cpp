@@ -51,7 +51,7 @@ void optimizer_step(const OptimizerConfig& cfg, const OptCoef& coef, const std::
     for (size_t s = 0; s < segments.size(); ++s) {
         const Segment& seg = segments[s];
         const Range mine = owned_cols(seg.layer_width);
-        if (seg.fused || seg.owner_col < mine.begin || seg.owner_col >= mine.end) continue;
+        if (seg.owner_col < mine.begin || seg.owner_col >= mine.end) continue;  // another thread's columns
         double pen = 0.0;
         for (size_t o = 0; o < seg.size; o += chunk)
             pen += update_block(cfg, coef, seg, w, g, st, seg.offset + o, std::min(chunk, seg.size - o));

@@ -33,14 +33,12 @@ struct OptimizerConfig {
 
 // a contiguous part of the arena with one regularisation setting and one owner: a column panel of a
 // layer's kernel, or a column block of its bias. its owner is the thread that owns column owner_col
-// of a layer_width-wide layer (parallel.h), the same thread that computes its gradient. a fused
-// segment is updated during the backward pass, tile by tile, right after its gradient (see mlp.cpp).
+// of a layer_width-wide layer (parallel.h), the same thread that computes its gradient.
 struct Segment {
     size_t offset, size;
     float l1, l2;
     bool decay;  // decoupled weight decay applies (keras applies it to every trainable variable)
     size_t owner_col, layer_width;
-    bool fused = false;
 };
 
 // optimizer state arrays, each (P), laid out like the parameter arena; null when unused.
@@ -58,7 +56,7 @@ OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations);
 double update_block(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g,
                     OptimizerState st, size_t o, size_t n);
 
-// one step over every segment this thread owns that is not fused, in chunks of `chunk` parameters;
+// one step over every segment this thread owns, in chunks of `chunk` parameters;
 // penalty_segments[s] gets segment s's penalty (its chunks summed in order), so it is the same for
 // any thread count. team-aware, no barrier.
 void optimizer_step(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments, float* w,
