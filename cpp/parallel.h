@@ -53,10 +53,15 @@ inline bool have_openmp() {
 #endif
 }
 
-// runs body() on a team of `threads` threads (body must not throw).
+// runs body() on a team of `threads` threads (body must not throw). a team of one runs on the calling
+// thread without opening a parallel region (team_rank() is 0 and team_size() 1 there too).
 template <class Body>
 void run_team(int threads, Body body) {
 #ifdef _OPENMP
+    if (threads <= 1) {
+        body();
+        return;
+    }
 #pragma omp parallel num_threads(threads)
     body();
 #else

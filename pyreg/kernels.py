@@ -179,12 +179,12 @@ def dropout_forward(x, rate, *, seed, step=0, layer=0, training=True, threads=No
     """
     y = _input(x, "x", 2).copy()
     rate = check_fraction(rate, "rate")
-    seed = check_int(seed, "seed", minimum=0)
-    step = check_int(step, "step", minimum=0)
-    layer = check_int(layer, "layer", minimum=0)
-    if seed >= 2**64 or step >= 2**64 or layer >= 2**32 - 1:
-        raise ValueError("seed and step must be < 2**64 and layer < 2**32 - 1")
-    if not check_bool(training, "training") or rate == 0.0:
+    for name, value, limit in (("seed", seed, 2**64), ("step", step, 2**64), ("layer", layer, 2**32 - 1)):
+        if type(value) is not int or not 0 <= value < limit:  # the common case is one comparison
+            value = check_int(value, name, minimum=0)
+            if value >= limit:
+                raise ValueError(f"{name} must be < {limit}; got {value}")
+    if training is not True and not check_bool(training, "training") or rate == 0.0:
         return y, np.ones(y.shape, np.uint8)
     mask = np.empty(y.shape, np.uint8)
     _core.dropout_forward(y, mask, rate, seed, layer, step, resolve_threads(threads))
