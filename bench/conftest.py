@@ -37,10 +37,19 @@ def mnist(quick):
 
     (x_train, y_train), (x_test, y_test) = loader.load_data()
     if quick:
-        x_train, y_train, x_test, y_test = x_train[:3200], y_train[:3200], x_test[:1000], y_test[:1000]
+        x_train, y_train, x_test, y_test = (
+            x_train[:3200],
+            y_train[:3200],
+            x_test[:1000],
+            y_test[:1000],
+        )
     f = np.float32(255.0)
-    return (x_train.reshape(len(x_train), -1) / f).astype(np.float32), y_train, (
-        x_test.reshape(len(x_test), -1) / f).astype(np.float32), y_test
+    return (
+        (x_train.reshape(len(x_train), -1) / f).astype(np.float32),
+        y_train,
+        (x_test.reshape(len(x_test), -1) / f).astype(np.float32),
+        y_test,
+    )
 
 
 @pytest.fixture(scope="session")

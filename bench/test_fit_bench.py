@@ -44,7 +44,9 @@ class EpochRunner:
         else:
             from pyreg.numpy_trainer import NumpyMLP
 
-            self.model = NumpyMLP(l2=0.001 if kind == "l2" else 0.0, dropout=0.5 if kind == "dropout" else 0.0)
+            self.model = NumpyMLP(
+                l2=0.001 if kind == "l2" else 0.0, dropout=0.5 if kind == "dropout" else 0.0
+            )
 
     def epoch(self):
         if self.impl.startswith("pyreg"):
@@ -52,7 +54,14 @@ class EpochRunner:
                                verbose=0, threads=self.threads)  # fmt: skip
             self.val_accuracy = h.history["val_accuracy"][-1]
         elif self.impl == "keras":
-            h = self.model.fit(self.x, self.y, epochs=1, batch_size=32, validation_data=(self.xt, self.yt), verbose=0)
+            h = self.model.fit(
+                self.x,
+                self.y,
+                epochs=1,
+                batch_size=32,
+                validation_data=(self.xt, self.yt),
+                verbose=0,
+            )
             self.val_accuracy = float(h.history["val_accuracy"][-1])
         else:
             self.model.train_epoch(self.x, self.y, 32)
@@ -121,7 +130,9 @@ def test_epoch(benchmark, baselines, request, mnist, quick, kind, impl):
         if impl == "pyreg":
             others["pyreg-1thread"] = EpochRunner("pyreg-1thread", kind, mnist).epoch
         else:
-            info["speedup_vs_keras_1thread"] = request.getfixturevalue("keras_one_thread")(kind) / benchmark.stats.stats.median
+            info["speedup_vs_keras_1thread"] = (
+                request.getfixturevalue("keras_one_thread")(kind) / benchmark.stats.stats.median
+            )
     baselines.record(benchmark, group, impl, others, **info)
 
 
@@ -132,9 +143,7 @@ def test_inference_10000(benchmark, baselines, request, mnist, impl):
     keras_mod = request.getfixturevalue("keras_mod") if impl == "keras" else None
     runner = EpochRunner(impl, "dropout", (x[:6400], y[:6400], xt, yt), keras_mod)
     runner.epoch()
-    if impl == "pyreg":
-        fn = lambda: runner.model.predict(xt, batch_size=1000, verbose=0)  # noqa: E731
-    elif impl == "keras":
+    if impl == "pyreg" or impl == "keras":
         fn = lambda: runner.model.predict(xt, batch_size=1000, verbose=0)  # noqa: E731
     else:
         fn = lambda: runner.model.predict(xt, batch_size=1000)  # noqa: E731

@@ -61,7 +61,9 @@ def test_dense_forward(benchmark, baselines, request, mnist, case, impl):
     group = f"dense_forward {x.shape[0]}x{x.shape[1]}x{w.shape[1]} ({case})"
     benchmark.group = group
     result = benchmark(fns[impl])
-    np.testing.assert_allclose(np.asarray(result), np.maximum(x.astype(np.float64) @ w + b, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(result), np.maximum(x.astype(np.float64) @ w + b, 0), rtol=1e-4, atol=1e-4
+    )
     flops = 2.0 * x.shape[0] * x.shape[1] * w.shape[1]
     baselines.record(benchmark, group, impl, {"keras": fns["keras"], "numpy": fns["numpy"]},
                      shape=[x.shape[0], x.shape[1], w.shape[1]], density=float(np.count_nonzero(x) / x.size),
@@ -85,16 +87,24 @@ def test_dense_backward(benchmark, baselines, request, mnist, impl):
         @tf.function
         def tf_fn():
             dz = dyt * tf.cast(yt > 0, tf.float32)
-            return tf.matmul(dz, wt, transpose_b=True), tf.matmul(xt, dz, transpose_a=True), tf.reduce_sum(dz, 0)
+            return (
+                tf.matmul(dz, wt, transpose_b=True),
+                tf.matmul(xt, dz, transpose_a=True),
+                tf.reduce_sum(dz, 0),
+            )
 
         return tf_fn
 
-    fns = {"numpy": numpy_fn, "pyreg": lambda: kernels.dense_backward(dy, y, x, w, "relu"), "keras": tf_impl(build_tf)}
+    fns = {
+        "numpy": numpy_fn,
+        "pyreg": lambda: kernels.dense_backward(dy, y, x, w, "relu"),
+        "keras": tf_impl(build_tf),
+    }
     if impl == "keras":
         request.getfixturevalue("keras_mod")
     group = "dense_backward 32x784x128 (mnist)"
     benchmark.group = group
-    dx, dw, db = (np.asarray(a) for a in benchmark(fns[impl]))
+    _dx, dw, _db = (np.asarray(a) for a in benchmark(fns[impl]))
     ref = numpy_fn()
     np.testing.assert_allclose(dw, ref[1], rtol=1e-4, atol=1e-4)
     baselines.record(benchmark, group, impl, {"keras": fns["keras"], "numpy": fns["numpy"]}, shape=[32, 784, 128],
@@ -123,7 +133,9 @@ def test_adam_l2_update(benchmark, baselines, request, impl):
     pstate = {"w": w0.copy(), "m": np.zeros(p, f), "v": np.zeros(p, f), "t": 0}
 
     def pyreg_fn():
-        kernels.adam_update(pstate["w"], g, pstate["m"], pstate["v"], iterations=pstate["t"], l2=0.001)
+        kernels.adam_update(
+            pstate["w"], g, pstate["m"], pstate["v"], iterations=pstate["t"], l2=0.001
+        )
         pstate["t"] += 1
 
     def build_tf(tf):
@@ -166,6 +178,7 @@ def test_dropout_forward(benchmark, baselines, request, impl):
         return h * np.float32(2.0) * mask, mask
 
     step = iter(range(10**9))
+
     def build_tf(tf):
         ht = tf.constant(h)
         return tf.function(lambda: tf.nn.dropout(ht, 0.5))
@@ -179,7 +192,14 @@ def test_dropout_forward(benchmark, baselines, request, impl):
     out = benchmark(fns[impl])
     y = np.asarray(out[0] if isinstance(out, tuple) else out)
     assert set(np.unique(y[y != 0] / h[y != 0]).round(5)) <= {2.0}
-    baselines.record(benchmark, group, impl, {"keras": fns["keras"], "numpy": fns["numpy"]}, shape=[32, 128], rate=0.5)
+    baselines.record(
+        benchmark,
+        group,
+        impl,
+        {"keras": fns["keras"], "numpy": fns["numpy"]},
+        shape=[32, 128],
+        rate=0.5,
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -218,4 +238,6 @@ def test_softmax_cross_entropy(benchmark, baselines, request, impl):
     ref = numpy_fn()
     assert float(loss) == pytest.approx(float(ref[0]), rel=1e-5)
     np.testing.assert_allclose(np.asarray(grad), ref[1], rtol=1e-4, atol=1e-6)
-    baselines.record(benchmark, group, impl, {"keras": fns["keras"], "numpy": fns["numpy"]}, shape=[32, 10])
+    baselines.record(
+        benchmark, group, impl, {"keras": fns["keras"], "numpy": fns["numpy"]}, shape=[32, 10]
+    )

@@ -12,7 +12,8 @@ Layers: C++ kernels (``pyreg.kernels``) -> native trainer (``pyreg._core.Mlp``) 
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version as _pkg_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _pkg_version
 
 from . import (
     activations,

@@ -30,7 +30,9 @@ def describe(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_int(value, name: str, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
+def check_int(
+    value, name: str, *, minimum: int | None = None, allow_none: bool = False
+) -> int | None:
     """An integer (bool excluded) at least `minimum`."""
     if type(value) is int and (minimum is None or value >= minimum):
         return value  # the common case, cheaply (these checks sit on kernel-call paths)
@@ -102,9 +104,13 @@ def _as_numeric_array(x, name: str) -> np.ndarray:
     try:
         a = np.asarray(x)
     except Exception as e:  # ragged lists and the like
-        raise ValueError(f"{name} must be a rectangular numeric array; could not convert it ({e})") from e
+        raise ValueError(
+            f"{name} must be a rectangular numeric array; could not convert it ({e})"
+        ) from e
     if a.dtype == object or a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must have a numeric dtype (bool, int, uint or float); got dtype {a.dtype}")
+        raise TypeError(
+            f"{name} must have a numeric dtype (bool, int, uint or float); got dtype {a.dtype}"
+        )
     return a
 
 
@@ -139,12 +145,16 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
         if a.dtype not in (np.float32, np.float64):  # float16, longdouble: through float64
             flat = flat.astype(np.float64)
         flat = np.ascontiguousarray(flat)
-        out, bad = _core.prepare_features(flat)  # checks NaN/Inf (and float32 overflow) in one threaded pass
+        out, bad = _core.prepare_features(
+            flat
+        )  # checks NaN/Inf (and float32 overflow) in one threaded pass
         if bad >= 0:
             where = np.unravel_index(int(bad), a.shape)
             value = a[where]
             what = "finite" if not np.isfinite(value) else "within float32's range (|x| <= 3.4e38)"
-            raise ValueError(f"{name} must be {what}; got {value} at index {tuple(map(int, where))}")
+            raise ValueError(
+                f"{name} must be {what}; got {value} at index {tuple(map(int, where))}"
+            )
         return out
     out = np.ascontiguousarray(flat, dtype=np.float32)
     return out
@@ -155,7 +165,9 @@ def as_labels(y, name: str, n: int, num_classes: int, *, one_hot: bool = False) 
     a = _as_numeric_array(y, name)
     if one_hot:
         if a.ndim != 2 or a.shape[1] != num_classes:
-            raise ValueError(f"{name} must be one-hot rows of shape ({n}, {num_classes}); got shape {a.shape}")
+            raise ValueError(
+                f"{name} must be one-hot rows of shape ({n}, {num_classes}); got shape {a.shape}"
+            )
         if not (np.isin(a, (0, 1)).all() and (a.sum(axis=1) == 1).all()):
             raise ValueError(
                 f"{name} must be one-hot (exactly one 1 per row, zeros elsewhere) for categorical_crossentropy; "
@@ -165,9 +177,13 @@ def as_labels(y, name: str, n: int, num_classes: int, *, one_hot: bool = False) 
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim != 1:
-        raise ValueError(f"{name} must be integer class labels of shape ({n},); got shape {a.shape}")
+        raise ValueError(
+            f"{name} must be integer class labels of shape ({n},); got shape {a.shape}"
+        )
     if a.shape[0] != n:
-        raise ValueError(f"x and {name} must have the same number of samples; got {n} and {a.shape[0]}")
+        raise ValueError(
+            f"x and {name} must have the same number of samples; got {n} and {a.shape[0]}"
+        )
     if a.dtype.kind == "f":
         if not np.isfinite(a).all():
             raise ValueError(f"{name} must be finite class indices; got NaN or Inf")
@@ -180,5 +196,7 @@ def as_labels(y, name: str, n: int, num_classes: int, *, one_hot: bool = False) 
     if lo < 0 or hi >= num_classes:
         bad = lo if lo < 0 else hi
         i = int(np.argmax(a == bad))
-        raise ValueError(f"{name} must be class indices in [0, {num_classes}); got {bad} at index {i}")
+        raise ValueError(
+            f"{name} must be class indices in [0, {num_classes}); got {bad} at index {i}"
+        )
     return np.ascontiguousarray(a, dtype=np.int32)

@@ -40,4 +40,6 @@ def get(identifier) -> str:
     name = identifier if isinstance(identifier, str) else getattr(identifier, "__name__", None)
     if isinstance(name, str) and name.lower() in NAMES:
         return name.lower()
-    raise ValueError(f"activation must be one of {', '.join(map(repr, NAMES))} or None; got {describe(identifier)}")
+    raise ValueError(
+        f"activation must be one of {', '.join(map(repr, NAMES))} or None; got {describe(identifier)}"
+    )

@@ -17,7 +17,9 @@ def load_results(path) -> list[dict]:
     """The benchmarks of a pytest-benchmark JSON file, checked."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no benchmark results at {path} (run: pytest bench --benchmark-json {path})")
+        raise FileNotFoundError(
+            f"no benchmark results at {path} (run: pytest bench --benchmark-json {path})"
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -25,7 +27,11 @@ def load_results(path) -> list[dict]:
     benches = data.get("benchmarks") if isinstance(data, dict) else None
     if not isinstance(benches, list):
         raise ValueError(f"{path} is not pytest-benchmark output (no 'benchmarks' list)")
-    usable = [b for b in benches if isinstance(b, dict) and isinstance(b.get("stats"), dict) and "median" in b["stats"]]
+    usable = [
+        b
+        for b in benches
+        if isinstance(b, dict) and isinstance(b.get("stats"), dict) and "median" in b["stats"]
+    ]
     if not usable:
         raise ValueError(f"{path} holds no timed benchmarks (was it run with --benchmark-disable?)")
     return usable
@@ -62,7 +68,7 @@ def summarise(benches: list[dict]) -> dict[str, list[dict]]:
                 "rounds": b["stats"].get("rounds"),
                 "vs_keras": medians["keras"] / med if "keras" in medians else extra.get("speedup_vs_keras"),
                 "vs_numpy": medians["numpy"] / med if "numpy" in medians else extra.get("speedup_vs_numpy"),
-                "rate": extra.get("gflops") and f"{extra['gflops']:.1f} GFLOP/s" or extra.get("gbps") and f"{extra['gbps']:.1f} GB/s",
+                "rate": (extra.get("gflops") and f"{extra['gflops']:.1f} GFLOP/s") or (extra.get("gbps") and f"{extra['gbps']:.1f} GB/s"),
                 "accuracy": extra.get("val_accuracy"),
             })  # fmt: skip
         out[group] = sorted(rows, key=lambda r: r["median"])
@@ -92,7 +98,9 @@ def _chart(summary: dict[str, list[dict]], path: Path) -> int:
     labels, values, colors = [], [], []
     palette = {"pyreg": "tab:blue", "keras": "tab:orange", "numpy": "tab:green"}
     for group, rows in summary.items():
-        base = next((r["median"] for r in rows if r["impl"] == "keras"), None) or max(r["median"] for r in rows)
+        base = next((r["median"] for r in rows if r["impl"] == "keras"), None) or max(
+            r["median"] for r in rows
+        )
         for r in rows:
             labels.append(f"{group} — {r['impl']}")
             values.append(base / r["median"])
@@ -105,7 +113,9 @@ def _chart(summary: dict[str, list[dict]], path: Path) -> int:
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=0.8)
-    ax.set_xlabel("speed-up versus Keras (or the slowest implementation) in the same run, log scale")
+    ax.set_xlabel(
+        "speed-up versus Keras (or the slowest implementation) in the same run, log scale"
+    )
     ax.set_title("pyreg benchmarks: speed-up per group")
     fig.savefig(path)
     return len(values)
@@ -116,6 +126,7 @@ def readme_table(done: dict, source) -> str:
     lines = [f"From `{Path(source).name}` (`pytest bench --benchmark-json {Path(source).name}`), "
              f"rendered by `pyreg bench-report`:", "",
              "| group | impl | median | speed-up vs Keras | vs NumPy | rate |", "|---|---|---|---|---|---|"]  # fmt: skip
+
     def ratio(x):
         return f"{x:.1f}x" if x else "—"
 

@@ -11,7 +11,14 @@ import warnings
 
 from ._checks import check_float, check_int, describe
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback", "TerminateOnNaN"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "TerminateOnNaN",
+]
 
 
 class Callback:
@@ -125,7 +132,9 @@ class LambdaCallback(Callback):
             if fn is None:
                 continue
             if not hasattr(Callback, name) or not callable(fn):
-                raise ValueError(f"LambdaCallback: {name} must be a callable hook of Callback; got {describe(fn)}")
+                raise ValueError(
+                    f"LambdaCallback: {name} must be a callable hook of Callback; got {describe(fn)}"
+                )
             setattr(self, name, fn)
 
     def _wants_batches(self) -> bool:
@@ -151,7 +160,9 @@ class EarlyStopping(Callback):
                  restore_best_weights=False, start_from_epoch=0):  # fmt: skip
         super().__init__()
         if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a logs key such as 'val_loss'; got {describe(monitor)}")
+            raise TypeError(
+                f"monitor must be a logs key such as 'val_loss'; got {describe(monitor)}"
+            )
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max'; got {describe(mode)}")
         self.monitor = monitor
@@ -227,5 +238,7 @@ class EarlyStopping(Callback):
             print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                print(
+                    f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}."
+                )
             self.model.set_weights(self.best_weights)

@@ -20,7 +20,9 @@ def _models(text: str) -> tuple[str, ...]:
     models = tuple(m.strip() for m in text.split(",") if m.strip())
     bad = [m for m in models if m not in MODEL_KINDS]
     if bad or not models:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(MODEL_KINDS)} or 'all' (comma-separated); got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"choose from {', '.join(MODEL_KINDS)} or 'all' (comma-separated); got {text!r}"
+        )
     return models
 
 
@@ -54,23 +56,52 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pyreg", description="Fast, Keras-faithful regularised MLPs on the CPU.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    c = sub.add_parser("compare", help="train the L2-vs-Dropout study with pyreg and Keras and report")
-    c.add_argument("--models", type=_models, default=("l2", "dropout"),
-                   help="comma-separated: l2, dropout, none (no regularisation), both (L2 + dropout), or all")
+    c = sub.add_parser(
+        "compare", help="train the L2-vs-Dropout study with pyreg and Keras and report"
+    )
+    c.add_argument(
+        "--models",
+        type=_models,
+        default=("l2", "dropout"),
+        help="comma-separated: l2, dropout, none (no regularisation), both (L2 + dropout), or all",
+    )
     c.add_argument("--epochs", type=_positive, default=5)
     c.add_argument("--batch-size", type=_positive, default=32)
-    c.add_argument("--seeds", type=_positive, default=1, help="seeds per model and framework (mean and spread)")
-    c.add_argument("--threads", type=_non_negative, default=0, help="threads for pyreg and TensorFlow (0 = all)")
-    c.add_argument("--out", default="pyreg-results", help="folder for figures, results.json and report.md")
+    c.add_argument(
+        "--seeds", type=_positive, default=1, help="seeds per model and framework (mean and spread)"
+    )
+    c.add_argument(
+        "--threads",
+        type=_non_negative,
+        default=0,
+        help="threads for pyreg and TensorFlow (0 = all)",
+    )
+    c.add_argument(
+        "--out", default="pyreg-results", help="folder for figures, results.json and report.md"
+    )
     c.add_argument("--no-keras", action="store_true", help="train with pyreg only")
     c.add_argument("--quick", action="store_true", help="a small subset of MNIST, for smoke tests")
-    c.add_argument("--readme", default=None, metavar="README.md",
-                   help="also rewrite the results block of this README (between its results markers)")
-    r = sub.add_parser("bench-report", help="charts and a Markdown table from pytest-benchmark JSON")
-    r.add_argument("results", help="the file written by: pytest bench --benchmark-json RESULTS.json")
-    r.add_argument("--out", default=None, help="output folder (default: RESULTS-report next to the file)")
-    r.add_argument("--readme", default=None, metavar="README.md",
-                   help="also rewrite the benchmark block of this README (between its bench markers)")
+    c.add_argument(
+        "--readme",
+        default=None,
+        metavar="README.md",
+        help="also rewrite the results block of this README (between its results markers)",
+    )
+    r = sub.add_parser(
+        "bench-report", help="charts and a Markdown table from pytest-benchmark JSON"
+    )
+    r.add_argument(
+        "results", help="the file written by: pytest bench --benchmark-json RESULTS.json"
+    )
+    r.add_argument(
+        "--out", default=None, help="output folder (default: RESULTS-report next to the file)"
+    )
+    r.add_argument(
+        "--readme",
+        default=None,
+        metavar="README.md",
+        help="also rewrite the benchmark block of this README (between its bench markers)",
+    )
     return p
 
 

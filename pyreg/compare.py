@@ -24,7 +24,12 @@ from ._build import build_info
 __all__ = ["MODEL_KINDS", "CompareConfig", "Run", "build_pyreg_model", "run_compare"]
 
 MODEL_KINDS = ("l2", "dropout", "none", "both")
-TITLES = {"l2": "L2 (λ=0.001)", "dropout": "Dropout (0.5)", "none": "No regularisation", "both": "L2 + Dropout"}
+TITLES = {
+    "l2": "L2 (λ=0.001)",
+    "dropout": "Dropout (0.5)",
+    "none": "No regularisation",
+    "both": "L2 + Dropout",
+}
 QUICK_TRAIN, QUICK_TEST = 6000, 1000
 
 
@@ -88,13 +93,19 @@ class Summary:
         return None if self.keras_val_acc is None else self.pyreg_val_acc - self.keras_val_acc
 
 
-def build_pyreg_model(kind: str, seed: int, l2: float = 0.001, rate: float = 0.5) -> models.Sequential:
+def build_pyreg_model(
+    kind: str, seed: int, l2: float = 0.001, rate: float = 0.5
+) -> models.Sequential:
     """The study's model of `kind` in pyreg, seeded (Flatten -> Dense(128, relu) [-> Dropout] -> Dense(10))."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}; got {kind!r}")
     utils.set_random_seed(seed)
     reg = regularizers.l2(l2) if kind in ("l2", "both") else None
-    stack = [layers.Input(shape=(28, 28)), layers.Flatten(), layers.Dense(128, activation="relu", kernel_regularizer=reg)]
+    stack = [
+        layers.Input(shape=(28, 28)),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu", kernel_regularizer=reg),
+    ]
     if kind in ("dropout", "both"):
         stack.append(layers.Dropout(rate))
     stack.append(layers.Dense(10, activation="softmax"))
@@ -109,7 +120,12 @@ def load_data(quick: bool):
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     if quick:
-        x_train, y_train, x_test, y_test = x_train[:QUICK_TRAIN], y_train[:QUICK_TRAIN], x_test[:QUICK_TEST], y_test[:QUICK_TEST]
+        x_train, y_train, x_test, y_test = (
+            x_train[:QUICK_TRAIN],
+            y_train[:QUICK_TRAIN],
+            x_test[:QUICK_TEST],
+            y_test[:QUICK_TEST],
+        )
     return (x_train / np.float32(255.0), y_train), (x_test / np.float32(255.0), y_test)
 
 
@@ -152,11 +168,17 @@ def train_keras(kind: str, seed: int, data, cfg: CompareConfig, say) -> Run:
     from . import reference
 
     model = reference.build_model(kind) if seed is None else _seeded_keras_model(kind, seed)
-    run = reference.train_reference(model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed)
+    run = reference.train_reference(
+        model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed
+    )
     for e, t in enumerate(run.epoch_times):
         say(f"  keras {kind} seed {seed}: epoch {e + 1}/{cfg.epochs}  val_accuracy {run.history['val_accuracy'][e]:.4f}"
             f"  ({t:.2f} s)")  # fmt: skip
-    warmup = max(0.0, run.epoch_times[0] - float(np.median(run.epoch_times[1:]))) if len(run.epoch_times) > 1 else 0.0
+    warmup = (
+        max(0.0, run.epoch_times[0] - float(np.median(run.epoch_times[1:])))
+        if len(run.epoch_times) > 1
+        else 0.0
+    )
     return Run("keras", kind, seed, run.history, run.epoch_times, run.kernel_norms, warmup)
 
 
@@ -171,7 +193,9 @@ def _seeded_keras_model(kind: str, seed: int):
 
 def steady_epoch_time(runs: list[Run]) -> float:
     """Median time per epoch, leaving out each run's first epoch when there are others (warm-up)."""
-    times = [t for r in runs for t in (r.epoch_times[1:] if len(r.epoch_times) > 1 else r.epoch_times)]
+    times = [
+        t for r in runs for t in (r.epoch_times[1:] if len(r.epoch_times) > 1 else r.epoch_times)
+    ]
     return float(np.median(times))
 
 
@@ -214,12 +238,16 @@ def _check_config(cfg: CompareConfig) -> None:
     for name in ("epochs", "batch_size", "seeds"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {value!r}")
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be a positive integer; got {value!r}"
+            )
     if isinstance(cfg.threads, bool) or not isinstance(cfg.threads, int) or cfg.threads < 0:
         raise ValueError(f"--threads must be >= 0 (0 = all cores); got {cfg.threads!r}")
     bad = [m for m in cfg.models if m not in MODEL_KINDS]
     if bad or not cfg.models:
-        raise ValueError(f"--models must be a comma-separated list of {', '.join(MODEL_KINDS)} (or 'all'); got {bad or 'nothing'}")
+        raise ValueError(
+            f"--models must be a comma-separated list of {', '.join(MODEL_KINDS)} (or 'all'); got {bad or 'nothing'}"
+        )
 
 
 def run_compare(cfg: CompareConfig, say=print) -> dict:
@@ -254,10 +282,15 @@ def run_compare(cfg: CompareConfig, say=print) -> dict:
         "gap_and_norm.png": plots.plot_gap_and_norm(runs, out / "gap_and_norm.png"),
     }
     result = {
-        "config": asdict(cfg) | {"keras": use_keras, "train_samples": len(data[0][1]), "test_samples": len(data[1][1])},
+        "config": asdict(cfg)
+        | {"keras": use_keras, "train_samples": len(data[0][1]), "test_samples": len(data[1][1])},
         "environment": environment(cfg),
-        "runs": [asdict(r) | {"final_val_accuracy": r.final_val_accuracy, "gap": r.gap} for r in runs],
-        "summary": [asdict(s) | {"speedup": s.speedup, "val_acc_diff": s.val_acc_diff} for s in summaries],
+        "runs": [
+            asdict(r) | {"final_val_accuracy": r.final_val_accuracy, "gap": r.gap} for r in runs
+        ],
+        "summary": [
+            asdict(s) | {"speedup": s.speedup, "val_acc_diff": s.val_acc_diff} for s in summaries
+        ],
         "figures": figures,
     }
     _write_json_atomic(out / "results.json", result)
@@ -307,11 +340,15 @@ def render_table(result: dict) -> str:
 def readme_block(result: dict, out: str) -> str:
     """The README's results block: table, figure and the environment it was measured in."""
     env, cfg, b = result["environment"], result["config"], result["environment"]["build"]
-    keras = f"TensorFlow {env['tensorflow']} / Keras {env['keras']}" if "tensorflow" in env else "Keras not run"
-    return f"""Measured {env['date'][:10]} on {b['cpu']} ({b['cpu_count']} cores), pyreg {b['pyreg']} ({b['isa_active']}, \
-{env['pyreg_threads']} threads), {keras}, NumPy {b['numpy']}, Python {env['python']};
-{cfg['epochs']} epochs, batch {cfg['batch_size']}, {cfg['seeds']} seed(s) per model and framework, time per epoch
-including validation. Regenerate with `{env['command']}`.
+    keras = (
+        f"TensorFlow {env['tensorflow']} / Keras {env['keras']}"
+        if "tensorflow" in env
+        else "Keras not run"
+    )
+    return f"""Measured {env["date"][:10]} on {b["cpu"]} ({b["cpu_count"]} cores), pyreg {b["pyreg"]} ({b["isa_active"]}, \
+{env["pyreg_threads"]} threads), {keras}, NumPy {b["numpy"]}, Python {env["python"]};
+{cfg["epochs"]} epochs, batch {cfg["batch_size"]}, {cfg["seeds"]} seed(s) per model and framework, time per epoch
+including validation. Regenerate with `{env["command"]}`.
 
 {render_table(result)}
 
@@ -322,11 +359,15 @@ including validation. Regenerate with `{env['command']}`.
 def render_report(result: dict) -> str:
     env, cfg = result["environment"], result["config"]
     b = env["build"]
-    keras_line = f"TensorFlow {env['tensorflow']}, Keras {env['keras']}" if "tensorflow" in env else "Keras not run"
+    keras_line = (
+        f"TensorFlow {env['tensorflow']}, Keras {env['keras']}"
+        if "tensorflow" in env
+        else "Keras not run"
+    )
     return f"""# pyreg compare: L2 weight decay vs Dropout on MNIST
 
-{cfg['train_samples']} training / {cfg['test_samples']} test images, {cfg['epochs']} epochs, batch {cfg['batch_size']},
-{cfg['seeds']} seed(s) per model and framework. Time per epoch includes validation on the test set and
+{cfg["train_samples"]} training / {cfg["test_samples"]} test images, {cfg["epochs"]} epochs, batch {cfg["batch_size"]},
+{cfg["seeds"]} seed(s) per model and framework. Time per epoch includes validation on the test set and
 leaves out each run's first epoch when there are more (warm-up, graph tracing in Keras).
 
 {render_table(result)}
@@ -338,7 +379,7 @@ is training minus validation accuracy at the last epoch (training accuracy is me
 
 ![generalisation gap and hidden-kernel norm](gap_and_norm.png)
 
-Environment: {env['date']}, {b['cpu']} ({b['cpu_count']} cores), pyreg {b['pyreg']} ({b['isa_active']},
-{env['pyreg_threads']} threads, {b['compiler']}), NumPy {b['numpy']}, Python {env['python']}, {keras_line}.
-Command: `{env['command']}`
+Environment: {env["date"]}, {b["cpu"]} ({b["cpu_count"]} cores), pyreg {b["pyreg"]} ({b["isa_active"]},
+{env["pyreg_threads"]} threads, {b["compiler"]}), NumPy {b["numpy"]}, Python {env["python"]}, {keras_line}.
+Command: `{env["command"]}`
 """

@@ -46,7 +46,9 @@ class GlorotNormal(Initializer):
 
     def __call__(self, shape, rng):
         fan_in, fan_out = _fans(shape)
-        std = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978  # keras: truncated normal at 2 std
+        std = (
+            np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+        )  # keras: truncated normal at 2 std
         return _truncated_normal(rng, std, shape)
 
 
@@ -98,4 +100,6 @@ def get(identifier) -> Initializer:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _ALL:
         return _ALL[identifier.lower()]()
-    raise ValueError(f"initializer must be one of {', '.join(map(repr, _ALL))}; got {describe(identifier)}")
+    raise ValueError(
+        f"initializer must be one of {', '.join(map(repr, _ALL))}; got {describe(identifier)}"
+    )

@@ -30,7 +30,9 @@ def _regularizer(keras_reg, what: str):
         return None
     cfg = keras_reg.get_config()
     if set(cfg) - {"l1", "l2"}:
-        raise ValueError(f"{what}: cannot represent keras regularizer {type(keras_reg).__name__} with {cfg}")
+        raise ValueError(
+            f"{what}: cannot represent keras regularizer {type(keras_reg).__name__} with {cfg}"
+        )
     l1, l2 = float(cfg.get("l1", 0.0)), float(cfg.get("l2", 0.0))
     if l1 == 0.0:
         return regularizers.L2(l2)
@@ -85,7 +87,9 @@ def _optimizer_from_keras(opt, keras):
         raise ValueError(f"optimizer {type(opt).__name__}: use_ema is not supported by pyreg")
     lr = cfg["learning_rate"]
     if isinstance(lr, dict):
-        raise ValueError(f"optimizer {type(opt).__name__}: learning-rate schedules are not supported by pyreg")
+        raise ValueError(
+            f"optimizer {type(opt).__name__}: learning-rate schedules are not supported by pyreg"
+        )
     wd = cfg.get("weight_decay")
     if isinstance(opt, keras.optimizers.AdamW):
         return optimizers.AdamW(learning_rate=float(lr), weight_decay=float(wd), beta_1=cfg["beta_1"],
@@ -96,14 +100,20 @@ def _optimizer_from_keras(opt, keras):
     if isinstance(opt, keras.optimizers.SGD):
         return optimizers.SGD(learning_rate=float(lr), momentum=cfg["momentum"], nesterov=cfg["nesterov"],
                               weight_decay=wd)  # fmt: skip
-    raise ValueError(f"optimizer {type(opt).__name__} is not supported by pyreg (Adam, AdamW and SGD are)")
+    raise ValueError(
+        f"optimizer {type(opt).__name__} is not supported by pyreg (Adam, AdamW and SGD are)"
+    )
 
 
 def _loss_from_keras(loss):
     if isinstance(loss, str):
         return losses.get(loss)
     name = getattr(loss, "name", None) or getattr(loss, "__name__", None)
-    from_logits = bool(getattr(loss, "get_config", dict)().get("from_logits", False)) if hasattr(loss, "get_config") else False
+    from_logits = (
+        bool(getattr(loss, "get_config", dict)().get("from_logits", False))
+        if hasattr(loss, "get_config")
+        else False
+    )
     if name in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
         return losses.get(name).__class__(from_logits=from_logits)
     raise ValueError(f"loss {loss!r} is not supported by pyreg")
@@ -120,14 +130,22 @@ def from_keras(keras_model) -> Sequential:
     """
     keras = _keras()
     if not isinstance(keras_model, keras.Sequential):
-        raise ValueError(f"from_keras converts keras.Sequential models; got {type(keras_model).__name__}")
+        raise ValueError(
+            f"from_keras converts keras.Sequential models; got {type(keras_model).__name__}"
+        )
     if not keras_model.built:
         raise ValueError("from_keras needs a built keras model (give it an Input or call build())")
-    converted = [c for c in (_convert_layer(kl, keras) for kl in keras_model.layers) if c is not None]
-    model = Sequential([layers.Input(shape=tuple(keras_model.input_shape[1:])), *converted], name=keras_model.name)
+    converted = [
+        c for c in (_convert_layer(kl, keras) for kl in keras_model.layers) if c is not None
+    ]
+    model = Sequential(
+        [layers.Input(shape=tuple(keras_model.input_shape[1:])), *converted], name=keras_model.name
+    )
     dense = [kl for kl in keras_model.layers if type(kl) is keras.layers.Dense]
     model.set_weights([np.asarray(w) for kl in dense for w in kl.get_weights()])
-    if getattr(keras_model, "optimizer", None) is not None and getattr(keras_model, "compiled", False):
+    if getattr(keras_model, "optimizer", None) is not None and getattr(
+        keras_model, "compiled", False
+    ):
         loss = keras_model.loss
         metrics = ["accuracy"]
         model.compile(optimizer=_optimizer_from_keras(keras_model.optimizer, keras), loss=_loss_from_keras(loss),
@@ -160,7 +178,11 @@ def to_keras(model: Sequential):
     if model.optimizer is not None:
         opt = model.optimizer
         cfg = {k: v for k, v in opt.get_config().items() if k != "name"}
-        kopt = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}[opt.kind]
+        kopt = {
+            "adam": keras.optimizers.Adam,
+            "adamw": keras.optimizers.AdamW,
+            "sgd": keras.optimizers.SGD,
+        }[opt.kind]
         km.compile(optimizer=kopt(**cfg), loss=model.loss.name if not model.loss.from_logits else
                    {"sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
                     "categorical_crossentropy": keras.losses.CategoricalCrossentropy}[model.loss.name](from_logits=True),

@@ -18,7 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._checks import check_bool, check_fraction, check_int, check_nonneg_float, check_positive_float, describe
+from ._checks import (
+    check_bool,
+    check_fraction,
+    check_int,
+    check_nonneg_float,
+    check_positive_float,
+    describe,
+)
 from .utils import resolve_threads
 
 __all__ = [
@@ -60,7 +67,9 @@ def _inplace(a, name: str, shape: tuple | None = None) -> np.ndarray:
     if a.dtype != np.float32:
         raise TypeError(f"{name} is updated in place and must have dtype float32; got {a.dtype}")
     if not a.flags.c_contiguous:
-        raise ValueError(f"{name} is updated in place and must be C-contiguous; got a strided or Fortran-ordered array")
+        raise ValueError(
+            f"{name} is updated in place and must be C-contiguous; got a strided or Fortran-ordered array"
+        )
     if not a.flags.writeable:
         raise ValueError(f"{name} is updated in place and must be writeable; got a read-only array")
     if shape is not None and a.shape != tuple(shape):
@@ -86,7 +95,9 @@ def _activation(activation) -> str:
     if activation is None:
         return "linear"
     if not isinstance(activation, str) or activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(map(repr, _ACTIVATIONS))}; got {describe(activation)}")
+        raise ValueError(
+            f"activation must be one of {', '.join(map(repr, _ACTIVATIONS))}; got {describe(activation)}"
+        )
     return activation
 
 
@@ -102,7 +113,9 @@ def _dense_shapes(x: np.ndarray, w: np.ndarray) -> tuple[int, int, int]:
 # dense
 
 
-def dense_forward(x, w, b=None, activation="relu", *, out=None, threads=None, sparse="auto") -> np.ndarray:
+def dense_forward(
+    x, w, b=None, activation="relu", *, out=None, threads=None, sparse="auto"
+) -> np.ndarray:
     """Fused dense layer: ``y = act(x @ w + b)``; bias and ReLU are applied in the GEMM's epilogue.
 
     Args:
@@ -124,10 +137,16 @@ def dense_forward(x, w, b=None, activation="relu", *, out=None, threads=None, sp
     if b is not None:
         b = _input(b, "b", 1)
         if b.shape != (units,):
-            raise ValueError(f"b must have shape ({units},) to match w of shape {w.shape}; got {b.shape}")
+            raise ValueError(
+                f"b must have shape ({units},) to match w of shape {w.shape}; got {b.shape}"
+            )
     act = _activation(activation)
     y = np.empty((n, units), np.float32) if out is None else _inplace(out, "out", (n, units))
-    use_sparse = _core.input_is_sparse(x) if isinstance(sparse, str) and sparse == "auto" else check_bool(sparse, "sparse")
+    use_sparse = (
+        _core.input_is_sparse(x)
+        if isinstance(sparse, str) and sparse == "auto"
+        else check_bool(sparse, "sparse")
+    )
     _core.dense_forward(y, x, w, b, act, resolve_threads(threads), use_sparse)
     return y
 
@@ -155,7 +174,9 @@ def dense_backward(dy, y, x, w, activation="relu", *, need_dx=True, threads=None
     y = _input(y, "y", 2)
     for name, a in (("dy", dy), ("y", y)):
         if a.shape != (n, units):
-            raise ValueError(f"{name} must have shape ({n}, {units}) to match x and w; got {a.shape}")
+            raise ValueError(
+                f"{name} must have shape ({n}, {units}) to match x and w; got {a.shape}"
+            )
     act = _activation(activation)
     dw = np.empty((fan_in, units), np.float32)
     db = np.empty(units, np.float32)
@@ -179,12 +200,16 @@ def dropout_forward(x, rate, *, seed, step=0, layer=0, training=True, threads=No
     """
     y = _input(x, "x", 2).copy()
     rate = check_fraction(rate, "rate")
-    for name, value, limit in (("seed", seed, 2**64), ("step", step, 2**64), ("layer", layer, 2**32 - 1)):
+    for name, value, limit in (
+        ("seed", seed, 2**64),
+        ("step", step, 2**64),
+        ("layer", layer, 2**32 - 1),
+    ):
         if type(value) is not int or not 0 <= value < limit:  # the common case is one comparison
             value = check_int(value, name, minimum=0)
             if value >= limit:
                 raise ValueError(f"{name} must be < {limit}; got {value}")
-    if training is not True and not check_bool(training, "training") or rate == 0.0:
+    if (training is not True and not check_bool(training, "training")) or rate == 0.0:
         return y, np.ones(y.shape, np.uint8)
     mask = np.empty(y.shape, np.uint8)
     _core.dropout_forward(y, mask, rate, seed, layer, step, resolve_threads(threads))
@@ -282,7 +307,9 @@ def softmax_cross_entropy_backward(logits, labels, *, grad_scale=None, threads=N
     """``(softmax(logits) - onehot(labels)) * grad_scale``; grad_scale defaults to 1/B (the mean)."""
     z = _input(logits, "logits", 2)
     if z.shape[0] == 0 or z.shape[1] == 0:
-        raise ValueError(f"logits must have at least one row and one class column; got shape {z.shape}")
+        raise ValueError(
+            f"logits must have at least one row and one class column; got shape {z.shape}"
+        )
     y = _labels(labels, z.shape[0], z.shape[1])
     scale = 1.0 / z.shape[0] if grad_scale is None else check_nonneg_float(grad_scale, "grad_scale")
     d = np.empty_like(z)

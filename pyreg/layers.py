@@ -28,7 +28,9 @@ def _shape_tuple(shape, name: str) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     if not isinstance(shape, (tuple, list)) or not shape:
-        raise TypeError(f"{name} must be a tuple of positive integers such as (28, 28); got {describe(shape)}")
+        raise TypeError(
+            f"{name} must be a tuple of positive integers such as (28, 28); got {describe(shape)}"
+        )
     return tuple(check_int(d, f"{name}[{i}]", minimum=1) for i, d in enumerate(shape))
 
 
@@ -69,7 +71,9 @@ class Variable:
         self._model._check_not_busy("assign a variable")
         a = np.asarray(value, dtype=np.float32)
         if a.shape != self.shape:
-            raise ValueError(f"cannot assign a value of shape {a.shape} to variable {self.path} of shape {self.shape}")
+            raise ValueError(
+                f"cannot assign a value of shape {a.shape} to variable {self.path} of shape {self.shape}"
+            )
         self._weight().write(a)
 
     def __array__(self, dtype=None, copy=None):
@@ -87,13 +91,19 @@ class Layer:
     def __init__(self, name: str | None = None, input_shape=None, input_dim=None, dtype=None, trainable=True,
                  **kwargs):  # fmt: skip
         if kwargs:
-            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(kwargs)}")
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword arguments: {', '.join(kwargs)}"
+            )
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string; got {describe(name)}")
         if dtype not in (None, "float32", np.float32):
-            raise ValueError(f"dtype must be 'float32' (pyreg computes in float32); got {describe(dtype)}")
+            raise ValueError(
+                f"dtype must be 'float32' (pyreg computes in float32); got {describe(dtype)}"
+            )
         if not check_bool(trainable, "trainable"):
-            raise NotImplementedError("trainable=False (frozen layers) is not supported by pyreg's trainer")
+            raise NotImplementedError(
+                "trainable=False (frozen layers) is not supported by pyreg's trainer"
+            )
         self.name = name or _unique_name(self._base_name)
         self._input_shape = None
         if input_shape is not None:
@@ -116,11 +126,15 @@ class Layer:
         mine = self.weights
         weights = list(weights)
         if len(weights) != len(mine):
-            raise ValueError(f"layer {self.name!r} expects {len(mine)} weight arrays; got {len(weights)}")
+            raise ValueError(
+                f"layer {self.name!r} expects {len(mine)} weight arrays; got {len(weights)}"
+            )
         arrays = [np.asarray(w, dtype=np.float32) for w in weights]
         for v, a in zip(mine, arrays):
             if a.shape != v.shape:
-                raise ValueError(f"layer {self.name!r}: weight {v.name} must have shape {v.shape}; got {a.shape}")
+                raise ValueError(
+                    f"layer {self.name!r}: weight {v.name} must have shape {v.shape}; got {a.shape}"
+                )
         for v, a in zip(mine, arrays):
             v.assign(a)
 
@@ -143,7 +157,9 @@ class InputLayer(Layer):
 
     _base_name = "input_layer"
 
-    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, input_shape=None, **kwargs):
+    def __init__(
+        self, shape=None, batch_size=None, name=None, dtype=None, input_shape=None, **kwargs
+    ):
         shape = shape if shape is not None else input_shape
         if shape is None:
             raise ValueError("InputLayer needs shape=, e.g. InputLayer(shape=(784,))")
@@ -168,7 +184,9 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         if data_format not in (None, "channels_last"):
-            raise ValueError(f"data_format must be None or 'channels_last'; got {describe(data_format)}")
+            raise ValueError(
+                f"data_format must be None or 'channels_last'; got {describe(data_format)}"
+            )
         super().__init__(**kwargs)
 
 
@@ -204,7 +222,9 @@ class Dense(Layer):
         for arg, value in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
                            ("bias_constraint", bias_constraint), ("lora_rank", lora_rank)):  # fmt: skip
             if value is not None:
-                raise NotImplementedError(f"Dense({arg}=...) is not supported by pyreg; got {describe(value)}")
+                raise NotImplementedError(
+                    f"Dense({arg}=...) is not supported by pyreg; got {describe(value)}"
+                )
 
     @property
     def weights(self) -> list[Variable]:
@@ -212,7 +232,10 @@ class Dense(Layer):
             return []
         n = 2 if self.use_bias else 1
         names = ("kernel", "bias")[:n]
-        return [Variable(self._model, self._weight_index + i, names[i], f"{self.name}/{names[i]}") for i in range(n)]
+        return [
+            Variable(self._model, self._weight_index + i, names[i], f"{self.name}/{names[i]}")
+            for i in range(n)
+        ]
 
     trainable_weights = weights
 
@@ -256,7 +279,9 @@ class Dropout(Layer):
         super().__init__(**kwargs)
         self.rate = check_fraction(rate, "rate")
         if noise_shape is not None:
-            raise NotImplementedError(f"Dropout(noise_shape=...) is not supported by pyreg; got {describe(noise_shape)}")
+            raise NotImplementedError(
+                f"Dropout(noise_shape=...) is not supported by pyreg; got {describe(noise_shape)}"
+            )
         self.seed = check_int(seed, "seed", minimum=0, allow_none=True)
 
     def get_config(self) -> dict:

@@ -8,6 +8,7 @@ without Python or allocation per batch. What keras does and pyreg mirrors is lis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -19,9 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _core, layers as layers_mod, losses as losses_mod, optimizers as optimizers_mod
+from . import _core
+from . import layers as layers_mod
+from . import losses as losses_mod
+from . import optimizers as optimizers_mod
 from ._arena import ArenaWeight, arena_weights
-from ._checks import as_features, as_labels, check_bool, check_choice, check_fraction, check_int, describe
+from ._checks import (
+    as_features,
+    as_labels,
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_int,
+    describe,
+)
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN
 from .progbar import Progbar, format_logs
 from .utils import draw_seed, resolve_threads
@@ -140,7 +152,9 @@ class Sequential:
         layer._weight_index = None
         self._mlp = None
         self._views = None
-        if self._sample_shape is not None and any(isinstance(lay, layers_mod.Dense) for lay in self._layers):
+        if self._sample_shape is not None and any(
+            isinstance(lay, layers_mod.Dense) for lay in self._layers
+        ):
             self._build(self._sample_shape, kept)
         return layer
 
@@ -179,12 +193,16 @@ class Sequential:
                         "Flatten() layer before it (pyreg's Dense works on flat samples)"
                     )
                 if specs and specs[-1]["activation"] == "softmax":
-                    raise NotImplementedError("softmax is supported only as the last Dense layer's activation")
+                    raise NotImplementedError(
+                        "softmax is supported only as the last Dense layer's activation"
+                    )
                 specs.append(self._dense_spec(layer))
                 denses.append(layer)
                 last_was_dense = True
             else:
-                raise TypeError(f"pyreg's Sequential cannot run layer {layer.name!r} of type {type(layer).__name__}")
+                raise TypeError(
+                    f"pyreg's Sequential cannot run layer {layer.name!r} of type {type(layer).__name__}"
+                )
         return input_dropout, specs, denses
 
     def _check_complete(self) -> None:
@@ -272,7 +290,9 @@ class Sequential:
 
     def _check_not_busy(self, what: str) -> None:
         if self._mlp is not None and self._mlp.busy:
-            raise RuntimeError(f"cannot {what} while this model is training or predicting in another thread")
+            raise RuntimeError(
+                f"cannot {what} while this model is training or predicting in another thread"
+            )
 
     # ------------------------------------------------------------------------------------------
     # compile
@@ -298,11 +318,15 @@ class Sequential:
         loss_obj = losses_mod.get(loss)
         for arg, value in (("loss_weights", loss_weights), ("weighted_metrics", weighted_metrics)):
             if value is not None:
-                raise NotImplementedError(f"compile({arg}=...) is not supported by pyreg; got {describe(value)}")
+                raise NotImplementedError(
+                    f"compile({arg}=...) is not supported by pyreg; got {describe(value)}"
+                )
         names: list[str] = []
         if metrics is not None:
             if isinstance(metrics, str) or not isinstance(metrics, (list, tuple)):
-                raise TypeError(f"metrics must be a list such as ['accuracy']; got {describe(metrics)}")
+                raise TypeError(
+                    f"metrics must be a list such as ['accuracy']; got {describe(metrics)}"
+                )
             for m in metrics:
                 check_choice(m, "each metric", _METRICS)
                 if m not in names:
@@ -331,7 +355,9 @@ class Sequential:
 
     def _require_compiled(self, what: str) -> None:
         if self.optimizer is None:
-            raise RuntimeError(f"you must compile the model before calling {what}(): call model.compile(...) first")
+            raise RuntimeError(
+                f"you must compile the model before calling {what}(): call model.compile(...) first"
+            )
 
     # ------------------------------------------------------------------------------------------
     # data
@@ -340,7 +366,9 @@ class Sequential:
         if self._sample_shape is None:
             arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
             if getattr(arr, "ndim", 0) < 2:
-                raise ValueError(f"{name} must have a batch axis and at least one feature axis; got {describe(x)}")
+                raise ValueError(
+                    f"{name} must have a batch axis and at least one feature axis; got {describe(x)}"
+                )
             self.build((None, *arr.shape[1:]))
         return as_features(x, name, self._sample_shape)
 
@@ -373,7 +401,9 @@ class Sequential:
         for arg, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
                            ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):  # fmt: skip
             if value is not None:
-                raise NotImplementedError(f"fit({arg}=...) is not supported by pyreg; got {describe(value)}")
+                raise NotImplementedError(
+                    f"fit({arg}=...) is not supported by pyreg; got {describe(value)}"
+                )
         if y is None:
             raise ValueError("fit() needs labels y (datasets and generators are not supported)")
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
@@ -381,25 +411,33 @@ class Sequential:
         initial_epoch = check_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = _verbosity(verbose)
         if shuffle == "batch":
-            raise NotImplementedError("shuffle='batch' is not supported by pyreg; use shuffle=True or False")
+            raise NotImplementedError(
+                "shuffle='batch' is not supported by pyreg; use shuffle=True or False"
+            )
         shuffle = check_bool(shuffle, "shuffle")
         terminate_on_nan = check_bool(terminate_on_nan, "terminate_on_nan")
         sparse = check_choice(sparse, "sparse", ("auto", "dense", "sparse"))
         threads = resolve_threads(threads)
         if isinstance(validation_freq, int) and not isinstance(validation_freq, bool):
             freq = check_int(validation_freq, "validation_freq", minimum=1)
+
             def should_validate(e):
                 return (e + 1) % freq == 0
         elif isinstance(validation_freq, (list, tuple, set)):
             wanted = {check_int(v, "validation_freq entry", minimum=1) for v in validation_freq}
+
             def should_validate(e):
                 return e + 1 in wanted
         else:
-            raise TypeError(f"validation_freq must be an int or a list of epochs; got {describe(validation_freq)}")
+            raise TypeError(
+                f"validation_freq must be an int or a list of epochs; got {describe(validation_freq)}"
+            )
         user_callbacks = list(callbacks or [])
         for cb in user_callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be pyreg.callbacks.Callback instances; got {describe(cb)}")
+                raise TypeError(
+                    f"callbacks must be pyreg.callbacks.Callback instances; got {describe(cb)}"
+                )
         if any(isinstance(cb, TerminateOnNaN) for cb in user_callbacks):
             terminate_on_nan = True
 
@@ -408,7 +446,9 @@ class Sequential:
         xv = yv = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(f"validation_data must be a tuple (x_val, y_val); got {describe(validation_data)}")
+                raise ValueError(
+                    f"validation_data must be a tuple (x_val, y_val); got {describe(validation_data)}"
+                )
             if len(validation_data) == 3 and validation_data[2] is not None:
                 raise NotImplementedError("validation sample weights are not supported by pyreg")
             xv = self._features(validation_data[0], "validation_data[0]")
@@ -416,7 +456,7 @@ class Sequential:
         elif validation_split:
             split = check_fraction(validation_split, "validation_split")
             n = xf.shape[0]
-            split_at = int(math.floor(n * (1.0 - split)))  # keras: the last rows, before shuffling
+            split_at = math.floor(n * (1.0 - split))  # keras: the last rows, before shuffling
             if split_at in (0, n):
                 raise ValueError(
                     f"Training data contains {n} samples, which is not sufficient to split it into a "
@@ -428,7 +468,9 @@ class Sequential:
 
         steps = -(-xf.shape[0] // batch_size)
         self.history = history = History()
-        cbs = CallbackList([*user_callbacks, history], self, {"verbose": verbose, "epochs": epochs, "steps": steps})
+        cbs = CallbackList(
+            [*user_callbacks, history], self, {"verbose": verbose, "epochs": epochs, "steps": steps}
+        )
         wants_batches = cbs.wants_batches
         self.stop_training = False
         cbs.on_train_begin()
@@ -481,7 +523,9 @@ class Sequential:
         self._require_compiled("evaluate")
         for arg, value in (("sample_weight", sample_weight), ("steps", steps)):
             if value is not None:
-                raise NotImplementedError(f"evaluate({arg}=...) is not supported by pyreg; got {describe(value)}")
+                raise NotImplementedError(
+                    f"evaluate({arg}=...) is not supported by pyreg; got {describe(value)}"
+                )
         if y is None:
             raise ValueError("evaluate() needs labels y")
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
@@ -496,7 +540,10 @@ class Sequential:
         logs = self._logs(loss, acc)
         if verbose:
             steps_ = -(-xf.shape[0] // batch_size)
-            print(f"{steps_}/{steps_} - {time.perf_counter() - t0:.2f}s - {format_logs(logs)}", flush=True)
+            print(
+                f"{steps_}/{steps_} - {time.perf_counter() - t0:.2f}s - {format_logs(logs)}",
+                flush=True,
+            )
         if return_dict:
             return logs
         if not self._metric_names:
@@ -507,7 +554,9 @@ class Sequential:
                 sparse="auto") -> np.ndarray:  # fmt: skip
         """The model's output (N, units) float32 in inference mode (dropout off)."""
         if steps is not None:
-            raise NotImplementedError(f"predict(steps=...) is not supported by pyreg; got {describe(steps)}")
+            raise NotImplementedError(
+                f"predict(steps=...) is not supported by pyreg; got {describe(steps)}"
+            )
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         verbose = _verbosity(verbose)
         sparse = check_choice(sparse, "sparse", ("auto", "dense", "sparse"))
@@ -523,7 +572,9 @@ class Sequential:
 
     def __call__(self, x, training=False):
         if training:
-            raise NotImplementedError("calling a pyreg model with training=True is not supported; use fit()")
+            raise NotImplementedError(
+                "calling a pyreg model with training=True is not supported; use fit()"
+            )
         return self.predict(x, verbose=0)
 
     # ------------------------------------------------------------------------------------------
@@ -559,7 +610,9 @@ class Sequential:
         weights = list(weights)
         views = self._weight_views()
         if len(weights) != len(views):
-            raise ValueError(f"set_weights expects a list of {len(views)} arrays for this model; got {len(weights)}")
+            raise ValueError(
+                f"set_weights expects a list of {len(views)} arrays for this model; got {len(weights)}"
+            )
         arrays = []
         for i, (w, v) in enumerate(zip(weights, views)):
             try:
@@ -584,13 +637,19 @@ class Sequential:
                 f"pyreg saves weights as .npz, not HDF5; use a name like 'model.weights.npz' (got {str(path)!r})"
             )
         if path.suffix != ".npz":
-            raise ValueError(f"filepath must end with '.npz' (e.g. 'model.weights.npz'); got {str(path)!r}")
+            raise ValueError(
+                f"filepath must end with '.npz' (e.g. 'model.weights.npz'); got {str(path)!r}"
+            )
         if not check_bool(overwrite, "overwrite") and path.exists():
             raise FileExistsError(f"{path} exists and overwrite=False; nothing was written")
         weights = self.get_weights()
         meta = {
             "format": _WEIGHTS_FORMAT,
-            "layers": [[lay.name, [list(w.shape) for w in lay.weights]] for lay in self._layers if lay.weights],
+            "layers": [
+                [lay.name, [list(w.shape) for w in lay.weights]]
+                for lay in self._layers
+                if lay.weights
+            ],
         }
         arrays = {f"w{i}": w for i, w in enumerate(weights)}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -602,10 +661,8 @@ class Sequential:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
 
     def load_weights(self, filepath) -> None:
@@ -618,19 +675,27 @@ class Sequential:
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 meta = json.loads(str(f["__meta__"])) if "__meta__" in f.files else None
                 if meta is None or meta.get("format") != _WEIGHTS_FORMAT:
-                    raise ValueError(f"{path} is not a pyreg weights file (no '{_WEIGHTS_FORMAT}' marker)")
+                    raise ValueError(
+                        f"{path} is not a pyreg weights file (no '{_WEIGHTS_FORMAT}' marker)"
+                    )
                 n = len([k for k in f.files if k.startswith("w")])
                 weights = [f[f"w{i}"] for i in range(n)]
         except ValueError:
             raise
         except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path} is not a readable weights file (truncated or corrupt: {e})") from e
+            raise ValueError(
+                f"{path} is not a readable weights file (truncated or corrupt: {e})"
+            ) from e
         views = self._weight_views()
         if len(weights) != len(views):
-            raise ValueError(f"{path} holds {len(weights)} weight arrays; this model has {len(views)}")
+            raise ValueError(
+                f"{path} holds {len(weights)} weight arrays; this model has {len(views)}"
+            )
         for i, (w, v) in enumerate(zip(weights, views)):
             if w.shape != v.shape:
-                raise ValueError(f"{path}: weight {i} has shape {w.shape}; this model expects {v.shape}")
+                raise ValueError(
+                    f"{path}: weight {i} has shape {w.shape}; this model expects {v.shape}"
+                )
         self.set_weights(weights)
 
     # ------------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ class NumpyMLP:
         seed: seeds initialisation, shuffling and masks.
     """
 
-    def __init__(self, inputs=784, hidden=128, classes=10, l2=0.0, dropout=0.0, seed=0, learning_rate=1e-3):
+    def __init__(
+        self, inputs=784, hidden=128, classes=10, l2=0.0, dropout=0.0, seed=0, learning_rate=1e-3
+    ):
         self.rng = np.random.default_rng(seed)
         f = np.float32
 
@@ -30,7 +32,12 @@ class NumpyMLP:
             limit = np.sqrt(6.0 / (fan_in + fan_out))
             return self.rng.uniform(-limit, limit, (fan_in, fan_out)).astype(f)
 
-        self.params = [glorot(inputs, hidden), np.zeros(hidden, f), glorot(hidden, classes), np.zeros(classes, f)]
+        self.params = [
+            glorot(inputs, hidden),
+            np.zeros(hidden, f),
+            glorot(hidden, classes),
+            np.zeros(classes, f),
+        ]
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
         self.t = 0
@@ -55,7 +62,7 @@ class NumpyMLP:
     def train_step(self, x, y) -> tuple[float, int]:
         """One Adam step on a batch; returns (batch loss with penalty, correct predictions)."""
         n = len(y)
-        w1, b1, w2, b2 = self.params
+        w1, _b1, w2, _b2 = self.params
         h, mask, p = self._forward(x, True)
         loss = float(-np.log(p[np.arange(n), y]).mean()) + self._penalty()
         correct = int((p.argmax(1) == y).sum())
@@ -97,4 +104,6 @@ class NumpyMLP:
         return {"loss": loss / len(y) + self._penalty(), "accuracy": correct / len(y)}
 
     def predict(self, x, batch_size=1000) -> np.ndarray:
-        return np.concatenate([self._forward(x[s : s + batch_size], False)[2] for s in range(0, len(x), batch_size)])
+        return np.concatenate(
+            [self._forward(x[s : s + batch_size], False)[2] for s in range(0, len(x), batch_size)]
+        )

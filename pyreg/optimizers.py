@@ -31,16 +31,29 @@ class Optimizer:
     def __init__(self, learning_rate, weight_decay=None, name=None, **kwargs):
         for key, value in kwargs.items():
             if key in _UNSUPPORTED:
-                if not any(value is off or (type(value) is int and value == off) for off in _UNSUPPORTED[key]):
-                    raise NotImplementedError(f"pyreg's optimizers do not implement {key}={value!r}")
+                if not any(
+                    value is off or (type(value) is int and value == off)
+                    for off in _UNSUPPORTED[key]
+                ):
+                    raise NotImplementedError(
+                        f"pyreg's optimizers do not implement {key}={value!r}"
+                    )
             elif key not in ("ema_momentum", "ema_overwrite_frequency"):
-                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {key!r}")
-        if callable(learning_rate) or not isinstance(learning_rate, (int, float)) or isinstance(learning_rate, bool):
+                raise TypeError(
+                    f"{type(self).__name__}() got an unexpected keyword argument {key!r}"
+                )
+        if (
+            callable(learning_rate)
+            or not isinstance(learning_rate, (int, float))
+            or isinstance(learning_rate, bool)
+        ):
             raise TypeError(
                 f"learning_rate must be a number (schedules are not supported); got {describe(learning_rate)}"
             )
         self.learning_rate = check_nonneg_float(learning_rate, "learning_rate")
-        self.weight_decay = None if weight_decay is None else check_nonneg_float(weight_decay, "weight_decay")
+        self.weight_decay = (
+            None if weight_decay is None else check_nonneg_float(weight_decay, "weight_decay")
+        )
         self.name = name or type(self).__name__.lower()
         self._model = None  # the Sequential that owns the state, once compiled
 
@@ -97,7 +110,9 @@ class AdamW(Adam):
                  amsgrad=False, name=None, **kwargs):  # fmt: skip
         if weight_decay is None:
             raise ValueError("weight_decay must be a number for AdamW; got None")
-        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name, **kwargs)
+        super().__init__(
+            learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, name, **kwargs
+        )
 
 
 class SGD(Optimizer):
@@ -105,7 +120,15 @@ class SGD(Optimizer):
 
     kind = "sgd"
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name=None, **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=None,
+        name=None,
+        **kwargs,
+    ):
         super().__init__(learning_rate, weight_decay, name, **kwargs)
         self.momentum = check_fraction(momentum, "momentum", closed_right=True)
         self.nesterov = check_bool(nesterov, "nesterov")

@@ -37,9 +37,19 @@ def _curves(ax, runs, values) -> int:
         arr = np.array(series, dtype=float)
         epochs = np.arange(1, arr.shape[1] + 1)
         label = f"{NAMES[model]} ({framework})"
-        ax.plot(epochs, arr.mean(0), STYLES[framework], color=COLORS[model], marker="o", markersize=3, label=label)
+        ax.plot(
+            epochs,
+            arr.mean(0),
+            STYLES[framework],
+            color=COLORS[model],
+            marker="o",
+            markersize=3,
+            label=label,
+        )
         if len(arr) > 1:
-            ax.fill_between(epochs, arr.min(0), arr.max(0), color=COLORS[model], alpha=0.15, linewidth=0)
+            ax.fill_between(
+                epochs, arr.min(0), arr.max(0), color=COLORS[model], alpha=0.15, linewidth=0
+            )
         n += 1
     ax.set_xlabel("Epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -62,7 +72,7 @@ def plot_gap_and_norm(runs, path: Path) -> dict:
     """Generalisation gap (train - validation accuracy) and the hidden kernel's L2 norm per epoch."""
     fig, (ax1, ax2) = _figure(2)
     n1 = _curves(ax1, runs, lambda r: r.gap)
-    ax1.set_ylabel("Training − validation accuracy")
+    ax1.set_ylabel("Training - validation accuracy")
     ax1.set_title("Generalisation gap")
     n2 = _curves(ax2, runs, lambda r: r.kernel_norms)
     ax2.set_ylabel("‖W‖₂ of the hidden layer's kernel")

@@ -18,12 +18,16 @@ import os
 import time
 from dataclasses import dataclass, field
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up banner out of reports
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "2"
+)  # keep TensorFlow's start-up banner out of reports
 
 try:
     import keras
     import tensorflow as tf
-except ImportError as e:  # pragma: no cover - exercised by tests in an environment without TensorFlow
+except (
+    ImportError
+) as e:  # pragma: no cover - exercised by tests in an environment without TensorFlow
     raise ImportError(
         "pyreg.reference needs TensorFlow with Keras 3, which is not installed. "
         'Install the extra with:  pip install "pyreg[keras]"   (or: pip install tensorflow-cpu)'
@@ -50,7 +54,12 @@ def _compile(model: keras.Model) -> keras.Model:
 
 
 def build_model(
-    kind: str = "l2", *, l2: float = 0.001, rate: float = 0.5, units: int = 128, input_shape=(28, 28)
+    kind: str = "l2",
+    *,
+    l2: float = 0.001,
+    rate: float = 0.5,
+    units: int = 128,
+    input_shape=(28, 28),
 ) -> keras.Sequential:
     """Builds and compiles one of the study's models (or its unregularised / combined variants).
 
@@ -73,7 +82,9 @@ def build_model(
         keras.Input(shape=tuple(input_shape)),
         keras.layers.Flatten(),
         keras.layers.Dense(
-            units, activation="relu", kernel_regularizer=keras.regularizers.l2(l2) if use_l2 else None
+            units,
+            activation="relu",
+            kernel_regularizer=keras.regularizers.l2(l2) if use_l2 else None,
         ),
     ]
     if use_dropout:
@@ -104,9 +115,15 @@ def load_study_data():
 class ReferenceRun:
     """What one Keras training run produced."""
 
-    history: dict[str, list[float]]  # keras' History.history: loss, accuracy, val_loss, val_accuracy
-    epoch_times: list[float] = field(default_factory=list)  # wall seconds per epoch, validation included
-    kernel_norms: list[float] = field(default_factory=list)  # L2 norm of the hidden kernel after each epoch
+    history: dict[
+        str, list[float]
+    ]  # keras' History.history: loss, accuracy, val_loss, val_accuracy
+    epoch_times: list[float] = field(
+        default_factory=list
+    )  # wall seconds per epoch, validation included
+    kernel_norms: list[float] = field(
+        default_factory=list
+    )  # L2 norm of the hidden kernel after each epoch
     threads: int | None = None
 
 
@@ -179,7 +196,9 @@ def train_reference(
         verbose=verbose,
     )
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    return ReferenceRun(hist, recorder.times, recorder.norms, tf.config.threading.get_intra_op_parallelism_threads())
+    return ReferenceRun(
+        hist, recorder.times, recorder.norms, tf.config.threading.get_intra_op_parallelism_threads()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     data = load_study_data()
     for kind in ("l2", "dropout"):
         keras.utils.set_random_seed(args.seed)
-        run = train_reference(build_model(kind), data, epochs=args.epochs, batch_size=args.batch_size)
+        run = train_reference(
+            build_model(kind), data, epochs=args.epochs, batch_size=args.batch_size
+        )
         print(f"Keras {kind} model (seed {args.seed}):")
         for e in range(len(run.epoch_times)):
             h = run.history

@@ -73,11 +73,11 @@ class L1L2(Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 
 
-def l1(l1: float = 0.01) -> L1:  # noqa: D103 - keras alias
+def l1(l1: float = 0.01) -> L1:
     return L1(l1)
 
 
-def l2(l2: float = 0.01) -> L2:  # noqa: D103 - keras alias
+def l2(l2: float = 0.01) -> L2:
     return L2(l2)
 
 

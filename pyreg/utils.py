@@ -24,7 +24,7 @@ def set_random_seed(seed: int) -> None:
     seed = check_int(seed, "seed", minimum=0)
     global _seed_generator
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - keras seeds numpy's global generator too
     _seed_generator = np.random.default_rng(seed)
 
 
@@ -63,7 +63,11 @@ def to_categorical(y, num_classes: int | None = None, dtype="float32") -> np.nda
     y = y.astype(np.int64).ravel()
     if y.size and y.min() < 0:
         raise ValueError(f"y must hold non-negative class indices; got {y.min()}")
-    k = int(y.max()) + 1 if num_classes is None else check_int(num_classes, "num_classes", minimum=1)
+    k = (
+        int(y.max()) + 1
+        if num_classes is None
+        else check_int(num_classes, "num_classes", minimum=1)
+    )
     if y.size and y.max() >= k:
         raise ValueError(f"y holds class {y.max()}, which needs num_classes > {y.max()}; got {k}")
     out = np.zeros((y.size, k), dtype=dtype)

@@ -18,7 +18,13 @@ def raises(exc, text):
 @pytest.fixture
 def model():
     utils.set_random_seed(0)
-    m = models.Sequential([layers.Input(shape=(6,)), layers.Dense(5, activation="relu"), layers.Dense(3, activation="softmax")])
+    m = models.Sequential(
+        [
+            layers.Input(shape=(6,)),
+            layers.Dense(5, activation="relu"),
+            layers.Dense(3, activation="softmax"),
+        ]
+    )
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return m
 
@@ -32,36 +38,77 @@ def data():
 # ---------------------------------------------------------------------------------------------
 # layers and construction
 
+
 @pytest.mark.parametrize(
     ("make", "exc", "text"),
     [
         (lambda: layers.Dense(0), ValueError, "units must be >= 1; got 0"),
         (lambda: layers.Dense(2.5), TypeError, "units must be an integer; got 2.5"),
-        (lambda: layers.Dense(4, activation="gelu"), ValueError, "activation must be one of 'linear', 'relu', 'sigmoid', 'tanh', 'softmax' or None; got 'gelu'"),
-        (lambda: layers.Dense(4, kernel_regularizer="l3"), ValueError, "regularizer must be None, 'l1', 'l2', 'l1_l2'"),
-        (lambda: layers.Dense(4, kernel_initializer="orthogonal"), ValueError, "initializer must be one of"),
-        (lambda: layers.Dense(4, activity_regularizer="l2"), NotImplementedError, "activity_regularizer"),
-        (lambda: layers.Dense(4, use_bias="yes"), TypeError, "use_bias must be True or False; got 'yes'"),
+        (
+            lambda: layers.Dense(4, activation="gelu"),
+            ValueError,
+            "activation must be one of 'linear', 'relu', 'sigmoid', 'tanh', 'softmax' or None; got 'gelu'",
+        ),
+        (
+            lambda: layers.Dense(4, kernel_regularizer="l3"),
+            ValueError,
+            "regularizer must be None, 'l1', 'l2', 'l1_l2'",
+        ),
+        (
+            lambda: layers.Dense(4, kernel_initializer="orthogonal"),
+            ValueError,
+            "initializer must be one of",
+        ),
+        (
+            lambda: layers.Dense(4, activity_regularizer="l2"),
+            NotImplementedError,
+            "activity_regularizer",
+        ),
+        (
+            lambda: layers.Dense(4, use_bias="yes"),
+            TypeError,
+            "use_bias must be True or False; got 'yes'",
+        ),
         (lambda: layers.Dense(4, bogus=1), TypeError, "unexpected keyword arguments: bogus"),
         (lambda: layers.Dropout(1.0), ValueError, "rate must be in [0, 1); got 1.0"),
         (lambda: layers.Dropout(-0.1), ValueError, "rate must be in [0, 1); got -0.1"),
         (lambda: layers.Dropout(float("nan")), ValueError, "rate must be finite; got nan"),
         (lambda: layers.Dropout("0.5"), TypeError, "rate must be a real number; got '0.5'"),
-        (lambda: layers.Flatten(input_shape=(28, -1)), ValueError, "input_shape[1] must be >= 1; got -1"),
+        (
+            lambda: layers.Flatten(input_shape=(28, -1)),
+            ValueError,
+            "input_shape[1] must be >= 1; got -1",
+        ),
         (lambda: layers.Input(shape=None), ValueError, "InputLayer needs shape="),
         (lambda: layers.Dense(3, dtype="float64"), ValueError, "dtype must be 'float32'"),
         (lambda: regularizers.l2(-0.001), ValueError, "l2 must be >= 0; got -0.001"),
         (lambda: regularizers.l1(float("inf")), ValueError, "l1 must be finite; got inf"),
-        (lambda: optimizers.Adam(learning_rate=-1), ValueError, "learning_rate must be >= 0; got -1.0"),
+        (
+            lambda: optimizers.Adam(learning_rate=-1),
+            ValueError,
+            "learning_rate must be >= 0; got -1.0",
+        ),
         (lambda: optimizers.Adam(beta_1=1.5), ValueError, "beta_1 must be in [0, 1); got 1.5"),
         (lambda: optimizers.Adam(epsilon=0), ValueError, "epsilon must be > 0; got 0.0"),
-        (lambda: optimizers.Adam(weight_decay=-0.1), ValueError, "weight_decay must be >= 0; got -0.1"),
-        (lambda: optimizers.Adam(learning_rate=lambda step: 0.1), TypeError, "schedules are not supported"),
+        (
+            lambda: optimizers.Adam(weight_decay=-0.1),
+            ValueError,
+            "weight_decay must be >= 0; got -0.1",
+        ),
+        (
+            lambda: optimizers.Adam(learning_rate=lambda step: 0.1),
+            TypeError,
+            "schedules are not supported",
+        ),
         (lambda: optimizers.Adam(clipnorm=1.0), NotImplementedError, "clipnorm=1.0"),
         (lambda: optimizers.SGD(momentum=2.0), ValueError, "momentum must be in [0, 1]; got 2.0"),
         (lambda: optimizers.get("rmsprop"), ValueError, "optimizer must be 'adam', 'adamw', 'sgd'"),
         (lambda: losses.get("mse"), ValueError, "loss must be 'sparse_categorical_crossentropy'"),
-        (lambda: callbacks.EarlyStopping(mode="up"), ValueError, "mode must be 'auto', 'min' or 'max'; got 'up'"),
+        (
+            lambda: callbacks.EarlyStopping(mode="up"),
+            ValueError,
+            "mode must be 'auto', 'min' or 'max'; got 'up'",
+        ),
         (lambda: callbacks.EarlyStopping(patience=-1), ValueError, "patience must be >= 0; got -1"),
         (lambda: models.Sequential([layers.Dense(3), "relu"]), TypeError, "got 'relu'"),
         (lambda: models.Sequential(layers.Dense(3)), TypeError, "layers must be a list of layers"),
@@ -77,11 +124,23 @@ def test_constructors_validate_at_once(make, exc, text):
 def test_unsupported_stacks_are_refused():
     with raises(ValueError, "add a Flatten() layer before it"):
         models.Sequential([layers.Input(shape=(28, 28)), layers.Dense(3)])
-    with raises(NotImplementedError, "softmax is supported only as the last Dense layer's activation"):
-        models.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax"), layers.Dense(2)])
+    with raises(
+        NotImplementedError, "softmax is supported only as the last Dense layer's activation"
+    ):
+        models.Sequential(
+            [layers.Input(shape=(4,)), layers.Dense(3, activation="softmax"), layers.Dense(2)]
+        )
     with raises(NotImplementedError, "must directly follow a Dense layer with a linear activation"):
-        models.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="relu"), layers.Activation("tanh")])
-    m = models.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax"), layers.Dropout(0.2)])
+        models.Sequential(
+            [
+                layers.Input(shape=(4,)),
+                layers.Dense(3, activation="relu"),
+                layers.Activation("tanh"),
+            ]
+        )
+    m = models.Sequential(
+        [layers.Input(shape=(4,)), layers.Dense(3, activation="softmax"), layers.Dropout(0.2)]
+    )
     with raises(NotImplementedError, "Dropout after the output layer is not supported"):
         m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     with raises(ValueError, "an Input layer must come first"):
@@ -97,12 +156,15 @@ def test_compile_rules(model):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["auc"])
     with raises(TypeError, "metrics must be a list such as ['accuracy']; got 'accuracy'"):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics="accuracy")
-    with raises(ValueError, "needs a linear output layer; the last Dense layer has activation 'softmax'"):
+    with raises(
+        ValueError, "needs a linear output layer; the last Dense layer has activation 'softmax'"
+    ):
         model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True))
 
 
 # ---------------------------------------------------------------------------------------------
 # fit / evaluate / predict
+
 
 def test_fit_before_compile(data):
     m = models.Sequential([layers.Input(shape=(6,)), layers.Dense(3, activation="softmax")])
@@ -121,12 +183,32 @@ def test_fit_before_compile(data):
         (dict(epochs=-1), ValueError, "epochs must be >= 0; got -1"),
         (dict(shuffle="yes"), TypeError, "shuffle must be True or False; got 'yes'"),
         (dict(validation_split=1.5), ValueError, "validation_split must be in [0, 1); got 1.5"),
-        (dict(validation_data=(1, 2, 3, 4)), ValueError, "validation_data must be a tuple (x_val, y_val)"),
-        (dict(sample_weight=np.ones(40)), NotImplementedError, "fit(sample_weight=...) is not supported"),
-        (dict(class_weight={0: 1.0}), NotImplementedError, "fit(class_weight=...) is not supported"),
+        (
+            dict(validation_data=(1, 2, 3, 4)),
+            ValueError,
+            "validation_data must be a tuple (x_val, y_val)",
+        ),
+        (
+            dict(sample_weight=np.ones(40)),
+            NotImplementedError,
+            "fit(sample_weight=...) is not supported",
+        ),
+        (
+            dict(class_weight={0: 1.0}),
+            NotImplementedError,
+            "fit(class_weight=...) is not supported",
+        ),
         (dict(threads=-1), ValueError, "threads must be >= 0; got -1"),
-        (dict(sparse="maybe"), ValueError, "sparse must be one of 'auto', 'dense', 'sparse'; got 'maybe'"),
-        (dict(callbacks=[print]), TypeError, "callbacks must be pyreg.callbacks.Callback instances"),
+        (
+            dict(sparse="maybe"),
+            ValueError,
+            "sparse must be one of 'auto', 'dense', 'sparse'; got 'maybe'",
+        ),
+        (
+            dict(callbacks=[print]),
+            TypeError,
+            "callbacks must be pyreg.callbacks.Callback instances",
+        ),
         (dict(validation_freq=0), ValueError, "validation_freq must be >= 1; got 0"),
     ],
 )
@@ -141,11 +223,31 @@ def test_fit_arguments(model, data, kwargs, exc, text):
 @pytest.mark.parametrize(
     ("x", "exc", "text"),
     [
-        (np.zeros(6, np.float32), ValueError, "x must have a batch axis and at least one feature axis"),
-        (np.zeros((40, 7), np.float32), ValueError, "x must have samples of shape (6,) (or 6 features); got shape (40, 7)"),
-        (np.zeros((0, 6), np.float32), ValueError, "x must contain at least one sample; got shape (0, 6)"),
-        (np.array([["a"] * 6] * 40), TypeError, "x must have a numeric dtype (bool, int, uint or float); got dtype <U1"),
-        (np.empty((40, 6), dtype=object), TypeError, "x must have a numeric dtype (bool, int, uint or float); got dtype object"),
+        (
+            np.zeros(6, np.float32),
+            ValueError,
+            "x must have a batch axis and at least one feature axis",
+        ),
+        (
+            np.zeros((40, 7), np.float32),
+            ValueError,
+            "x must have samples of shape (6,) (or 6 features); got shape (40, 7)",
+        ),
+        (
+            np.zeros((0, 6), np.float32),
+            ValueError,
+            "x must contain at least one sample; got shape (0, 6)",
+        ),
+        (
+            np.array([["a"] * 6] * 40),
+            TypeError,
+            "x must have a numeric dtype (bool, int, uint or float); got dtype <U1",
+        ),
+        (
+            np.empty((40, 6), dtype=object),
+            TypeError,
+            "x must have a numeric dtype (bool, int, uint or float); got dtype object",
+        ),
         (np.zeros((40, 6), np.complex64), TypeError, "got dtype complex64"),
         ([[1, 2], [3]], ValueError, "x must be a rectangular numeric array"),
         (None, TypeError, "x must be an array; got None"),
@@ -176,8 +278,16 @@ def test_nan_and_inf_in_x_are_named(model, data):
         (np.full(40, 3), ValueError, "y must be class indices in [0, 3); got 3 at index 0"),
         (np.full(40, 1.5), ValueError, "y must hold integer class indices; got 1.5 at index 0"),
         (np.full(40, np.nan), ValueError, "y must be finite class indices; got NaN or Inf"),
-        (np.zeros(39, int), ValueError, "x and y must have the same number of samples; got 40 and 39"),
-        (np.zeros((40, 2), int), ValueError, "y must be integer class labels of shape (40,); got shape (40, 2)"),
+        (
+            np.zeros(39, int),
+            ValueError,
+            "x and y must have the same number of samples; got 40 and 39",
+        ),
+        (
+            np.zeros((40, 2), int),
+            ValueError,
+            "y must be integer class labels of shape (40,); got shape (40, 2)",
+        ),
         (np.array(["a"] * 40), TypeError, "y must have a numeric dtype"),
         (None, ValueError, "fit() needs labels y"),
     ],
@@ -227,10 +337,11 @@ def test_evaluate_and_predict_arguments(model, data):
 # ---------------------------------------------------------------------------------------------
 # weights
 
+
 def test_set_weights_rules(model):
     w = model.get_weights()
     with raises(ValueError, "set_weights expects a list of 4 arrays for this model; got 5"):
-        model.set_weights(w + [w[0]])
+        model.set_weights([*w, w[0]])
     with raises(TypeError, "weights must be a list of arrays; got array"):
         model.set_weights(w[0])
     bad = list(w)

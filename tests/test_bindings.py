@@ -22,11 +22,14 @@ def dense_args(rng):
 
 
 def raises(exc, pattern):
-    return pytest.raises(exc, match=re.escape(pattern) if not pattern.startswith("re:") else pattern[3:])
+    return pytest.raises(
+        exc, match=re.escape(pattern) if not pattern.startswith("re:") else pattern[3:]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # dense_forward
+
 
 def test_dense_ndim(dense_args):
     x, w, b = dense_args
@@ -38,13 +41,17 @@ def test_dense_ndim(dense_args):
 
 def test_dense_shapes_must_agree(dense_args):
     x, w, b = dense_args
-    with raises(ValueError, "w must have shape (784, units) to match x of shape (32, 784); got (783, 128)"):
+    with raises(
+        ValueError, "w must have shape (784, units) to match x of shape (32, 784); got (783, 128)"
+    ):
         kernels.dense_forward(x, w[:783], b)
     with raises(ValueError, "b must have shape (128,) to match w of shape (784, 128); got (127,)"):
         kernels.dense_forward(x, w, b[:127])
 
 
-@pytest.mark.parametrize("bad", [np.array([["a"]]), np.array([[1 + 2j]]), np.array([[None]], dtype=object)])
+@pytest.mark.parametrize(
+    "bad", [np.array([["a"]]), np.array([[1 + 2j]]), np.array([[None]], dtype=object)]
+)
 def test_dense_dtype(bad, dense_args):
     _, w, _ = dense_args
     with raises(TypeError, "x must have a real numeric dtype; got dtype"):
@@ -109,7 +116,9 @@ def test_raw_binding_refuses_what_the_wrapper_would_convert(dense_args):
         _core.dense_forward(np.empty((32, 128)), x, w, b, "relu")  # float64 output: refused
     with raises(ValueError, "y must have shape (32, 128); got (32, 64)"):
         _core.dense_forward(np.empty((32, 64), f32), x, w, b, "relu")
-    with raises(ValueError, "w must have shape (784, units) to match x's 784 features; got (100, 128)"):
+    with raises(
+        ValueError, "w must have shape (784, units) to match x's 784 features; got (100, 128)"
+    ):
         _core.dense_forward(np.empty((32, 128), f32), x, w[:100], b, "relu")
     with raises(ValueError, "b must have shape (128,); got (3,)"):
         _core.dense_forward(np.empty((32, 128), f32), x, w, b[:3], "relu")
@@ -117,6 +126,7 @@ def test_raw_binding_refuses_what_the_wrapper_would_convert(dense_args):
 
 # ---------------------------------------------------------------------------------------------
 # dropout
+
 
 @pytest.mark.parametrize("rate", [1.0, -0.1, 1.5, float("nan"), float("inf")])
 def test_dropout_rate(rate):
@@ -139,6 +149,7 @@ def test_dropout_seed_and_mask_rules():
 
 # ---------------------------------------------------------------------------------------------
 # optimizer update
+
 
 @pytest.fixture
 def adam_state():
@@ -189,7 +200,9 @@ def test_adam_iterations_and_raw_binding(adam_state):
     with raises(ValueError, "iterations must be >= 0; got -1"):
         kernels.adam_update(w, g, m, v, iterations=-1)
     with raises(ValueError, "l2 must be >= 0; got -1"):
-        _core.optimizer_update("adam", w, g, m, v, None, 0, 0.001, 0.9, 0.999, 1e-7, 0.0, False, 0.0, -1.0)
+        _core.optimizer_update(
+            "adam", w, g, m, v, None, 0, 0.001, 0.9, 0.999, 1e-7, 0.0, False, 0.0, -1.0
+        )
     with raises(ValueError, "m must have the same shape as w (100,); got (5,)"):
         _core.optimizer_update("adam", w, g, m[:5], v, None, 0, 0.001)
 
@@ -204,6 +217,7 @@ def test_sgd_rules():
 
 # ---------------------------------------------------------------------------------------------
 # loss
+
 
 @pytest.mark.parametrize(
     ("labels", "exc", "message"),

@@ -25,7 +25,9 @@ def test_build_info_reports_compiler_flags_simd_and_threads():
     assert set(info["isa_available"]) <= set(info["isa_compiled"])
     assert isinstance(info["openmp"], bool)
     assert info["max_threads"] >= 1
-    assert info["numpy"] and info["python"] and info["cpu"]
+    assert info["numpy"]
+    assert info["python"]
+    assert info["cpu"]
 
 
 def test_compiled_module_lives_inside_the_package():

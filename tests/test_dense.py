@@ -12,7 +12,12 @@ SHAPES = [(32, 784, 128), (32, 128, 10), (7, 13, 10), (33, 70, 17), (1, 1, 1), (
 
 def reference_forward(x, w, b, activation):
     z = x.astype(np.float64) @ w.astype(np.float64) + (0.0 if b is None else b.astype(np.float64))
-    return {"relu": np.maximum(z, 0.0), "linear": z, "sigmoid": 1 / (1 + np.exp(-z)), "tanh": np.tanh(z)}[activation]
+    return {
+        "relu": np.maximum(z, 0.0),
+        "linear": z,
+        "sigmoid": 1 / (1 + np.exp(-z)),
+        "tanh": np.tanh(z),
+    }[activation]
 
 
 def make(rng, n, fan_in, units, density=1.0):
@@ -38,7 +43,9 @@ def test_forward_matches_float64(rng, n, fan_in, units, activation, sparse):
 
 def test_forward_without_bias(rng):
     x, w, _ = make(rng, 9, 20, 30)
-    np.testing.assert_allclose(kernels.dense_forward(x, w, None, "linear"), x.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        kernels.dense_forward(x, w, None, "linear"), x.astype(np.float64) @ w, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_sparse_path_equals_dense_path_exactly_on_mnist(mnist_flat):
@@ -70,7 +77,8 @@ def test_out_argument_is_written(rng):
     x, w, b = make(rng, 4, 5, 6)
     out = np.full((4, 6), np.nan, np.float32)
     y = kernels.dense_forward(x, w, b, "relu", out=out)
-    assert y is out and np.isfinite(out).all()
+    assert y is out
+    assert np.isfinite(out).all()
 
 
 @pytest.mark.parametrize(("n", "fan_in", "units"), SHAPES)
@@ -81,7 +89,9 @@ def test_backward_matches_float64(rng, n, fan_in, units, activation):
     dy = rng.standard_normal((n, units)).astype(np.float32)
     dx, dw, db = kernels.dense_backward(dy, y, x, w, activation)
     y64 = y.astype(np.float64)
-    deriv = {"relu": (y64 > 0), "linear": 1.0, "sigmoid": y64 * (1 - y64), "tanh": 1 - y64**2}[activation]
+    deriv = {"relu": (y64 > 0), "linear": 1.0, "sigmoid": y64 * (1 - y64), "tanh": 1 - y64**2}[
+        activation
+    ]
     dz = dy.astype(np.float64) * deriv
     tol = 1e-5 * np.sqrt(max(n, units, fan_in)) * 4
     np.testing.assert_allclose(dw, x.astype(np.float64).T @ dz, rtol=tol, atol=tol)
@@ -93,7 +103,9 @@ def test_backward_without_dx(rng):
     x, w, b = make(rng, 8, 10, 12)
     y = kernels.dense_forward(x, w, b)
     dx, dw, db = kernels.dense_backward(np.ones_like(y), y, x, w, need_dx=False)
-    assert dx is None and dw.shape == (10, 12) and db.shape == (12,)
+    assert dx is None
+    assert dw.shape == (10, 12)
+    assert db.shape == (12,)
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear", "tanh", "sigmoid"])

@@ -16,7 +16,12 @@ def philox4x32_10(ctr, key):
     k0, k1 = key
     for _ in range(10):
         p0, p1 = 0xD2511F53 * c0, 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0) & M32, p1 & M32, ((p0 >> 32) ^ c3 ^ k1) & M32, p0 & M32
+        c0, c1, c2, c3 = (
+            ((p1 >> 32) ^ c1 ^ k0) & M32,
+            p1 & M32,
+            ((p0 >> 32) ^ c3 ^ k1) & M32,
+            p0 & M32,
+        )
         k0, k1 = (k0 + 0x9E3779B9) & M32, (k1 + 0xBB67AE85) & M32
     return [c0, c1, c2, c3]
 
@@ -95,7 +100,9 @@ def test_mask_independent_of_thread_count():
 
 def test_mask_is_the_generator_compared_with_the_threshold():
     rows, cols, rate, seed, step, layer = 4, 6, 0.25, 123, 2, 1
-    _, mask = kernels.dropout_forward(np.ones((rows, cols), np.float32), rate, seed=seed, step=step, layer=layer)
+    _, mask = kernels.dropout_forward(
+        np.ones((rows, cols), np.float32), rate, seed=seed, step=step, layer=layer
+    )
     words = _core.philox_words(seed, layer, step, 0, rows * cols).astype(np.uint64)
     threshold = round((1 - rate) * 2**32)
     np.testing.assert_array_equal(mask.ravel(), (words < threshold).astype(np.uint8))
@@ -106,4 +113,6 @@ def test_backward_applies_the_same_mask(rng):
     _, mask = kernels.dropout_forward(x, 0.5, seed=3)
     dy = rng.standard_normal((32, 128)).astype(np.float32)
     dx = kernels.dropout_backward(dy, mask, 0.5)
-    np.testing.assert_array_equal(dx, np.where(mask == 1, dy * np.float32(2.0), 0.0).astype(np.float32))
+    np.testing.assert_array_equal(
+        dx, np.where(mask == 1, dy * np.float32(2.0), 0.0).astype(np.float32)
+    )

@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import OUTSIDE
+
 import pyreg
 from pyreg import callbacks, kernels, layers, models, utils
 
@@ -76,9 +76,13 @@ def test_ctrl_c_stops_a_native_fit_within_a_batch_and_keeps_the_model_usable():
     result = json.loads(out.strip().splitlines()[-1])
     assert result["interrupted"], err
     latency = result["caught"] - sent
-    assert latency < 0.05, f"KeyboardInterrupt took {latency * 1e3:.1f} ms"  # a batch takes ~0.05 ms here
-    assert result["iterations"] > 0 and result["finite"]
-    assert result["after"] == 20 and np.isfinite(result["loss_after"])
+    assert latency < 0.05, (
+        f"KeyboardInterrupt took {latency * 1e3:.1f} ms"
+    )  # a batch takes ~0.05 ms here
+    assert result["iterations"] > 0
+    assert result["finite"]
+    assert result["after"] == 20
+    assert np.isfinite(result["loss_after"])
     assert result["second"] == "raised"
 
 
@@ -102,7 +106,9 @@ def test_exception_in_a_batch_callback_propagates_and_leaves_the_model_consisten
 def test_exception_in_an_epoch_callback_propagates():
     x, y = small_data()
     model = small_model()
-    cb = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: (_ for _ in ()).throw(KeyError(f"epoch {epoch}")))
+    cb = callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: (_ for _ in ()).throw(KeyError(f"epoch {epoch}"))
+    )
     with pytest.raises(KeyError, match="epoch 0"):
         model.fit(x, y, epochs=3, verbose=0, callbacks=[cb])
     assert model.optimizer.iterations == 16
@@ -113,9 +119,13 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc to read the resident set")
-@pytest.mark.skipif(bool(pyreg.build_info()["sanitizers"]),
-                    reason="AddressSanitizer keeps freed memory in quarantine, so RSS grows by design; the normal build runs this")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/statm"), reason="needs Linux /proc to read the resident set"
+)
+@pytest.mark.skipif(
+    bool(pyreg.build_info()["sanitizers"]),
+    reason="AddressSanitizer keeps freed memory in quarantine, so RSS grows by design; the normal build runs this",
+)
 def test_no_rss_growth_over_1000_fits_and_100000_kernel_calls():
     x, y = small_data(n=64)
     model = small_model()
@@ -134,7 +144,9 @@ def test_no_rss_growth_over_1000_fits_and_100000_kernel_calls():
         kernels.dense_forward(x, w, None, "relu")
     grown_kernels = rss_bytes() - before
     assert grown_fits < 4 * 2**20, f"RSS grew {grown_fits / 2**20:.1f} MiB over 1000 fits"
-    assert grown_kernels < 2 * 2**20, f"RSS grew {grown_kernels / 2**20:.1f} MiB over 100000 kernel calls"
+    assert grown_kernels < 2 * 2**20, (
+        f"RSS grew {grown_kernels / 2**20:.1f} MiB over 100000 kernel calls"
+    )
 
 
 PEAK = r"""
@@ -160,7 +172,9 @@ print(json.dumps({"grown": status("VmHWM:") - before}))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc to reset the peak RSS")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc to reset the peak RSS"
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_peak_memory_of_a_full_mnist_fit(mnist_data, dtype):
     """At most the float32 training set (188 MB, only when the input must be converted) plus 100 MB."""
@@ -169,7 +183,9 @@ def test_peak_memory_of_a_full_mnist_fit(mnist_data, dtype):
     grown = json.loads(out.stdout.strip().splitlines()[-1])["grown"]
     train_f32 = 60000 * 784 * 4
     allowed = (train_f32 if dtype == "float64" else 0) + 100 * 2**20
-    assert grown <= allowed, f"fit grew the peak RSS by {grown / 2**20:.0f} MiB (allowed {allowed / 2**20:.0f})"
+    assert grown <= allowed, (
+        f"fit grew the peak RSS by {grown / 2**20:.0f} MiB (allowed {allowed / 2**20:.0f})"
+    )
 
 
 def test_two_threads_two_models_equal_sequential_results():
@@ -191,7 +207,10 @@ def test_two_threads_two_models_equal_sequential_results():
         h = m.fit(x, y, epochs=3, batch_size=32, verbose=0, validation_data=(x, y))
         parallel[key] = (m.get_weights(), h.history)
 
-    threads = [threading.Thread(target=fit, args=(ma, "a")), threading.Thread(target=fit, args=(mb, "b"))]
+    threads = [
+        threading.Thread(target=fit, args=(ma, "a")),
+        threading.Thread(target=fit, args=(mb, "b")),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -215,8 +234,14 @@ def test_one_model_used_from_two_threads_is_refused_clearly():
 
     def trainer():
         try:
-            model.fit(x, y, epochs=1, verbose=0, callbacks=[callbacks.LambdaCallback(on_train_batch_end=on_batch)])
-        except Exception as e:  # noqa: BLE001 - recorded for the assertion below
+            model.fit(
+                x,
+                y,
+                epochs=1,
+                verbose=0,
+                callbacks=[callbacks.LambdaCallback(on_train_batch_end=on_batch)],
+            )
+        except Exception as e:
             errors.append(e)
 
     t = threading.Thread(target=trainer)
@@ -227,7 +252,9 @@ def test_one_model_used_from_two_threads_is_refused_clearly():
             model.predict(x, verbose=0)
         with pytest.raises(RuntimeError, match="already training or predicting in another thread"):
             model.fit(x, y, verbose=0)
-        with pytest.raises(RuntimeError, match="cannot read the weights while this model is training"):
+        with pytest.raises(
+            RuntimeError, match="cannot read the weights while this model is training"
+        ):
             model.get_weights()
     finally:
         release.set()

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import OUTSIDE
+
 from pyreg import plots
 from pyreg.compare import Run
 
@@ -33,41 +33,69 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def check_outputs(out: Path, models, frameworks, epochs, seeds):
     result = json.loads((out / "results.json").read_text())
-    assert result["config"]["epochs"] == epochs and result["config"]["seeds"] == seeds
+    assert result["config"]["epochs"] == epochs
+    assert result["config"]["seeds"] == seeds
     assert len(result["runs"]) == len(models) * len(frameworks) * seeds
     for run in result["runs"]:
-        assert run["framework"] in frameworks and run["model"] in models
-        assert len(run["history"]["val_accuracy"]) == epochs == len(run["epoch_times"]) == len(run["kernel_norms"])
+        assert run["framework"] in frameworks
+        assert run["model"] in models
+        assert (
+            len(run["history"]["val_accuracy"])
+            == epochs
+            == len(run["epoch_times"])
+            == len(run["kernel_norms"])
+        )
         assert 0.5 < run["final_val_accuracy"] <= 1.0
         assert all(t > 0 for t in run["epoch_times"])
         assert all(n > 0 for n in run["kernel_norms"])
     for s in result["summary"]:
-        assert s["model"] in models and s["pyreg_epoch_s"] > 0
+        assert s["model"] in models
+        assert s["pyreg_epoch_s"] > 0
         if "keras" in frameworks:
-            assert s["speedup"] > 1.0 and abs(s["val_acc_diff"]) < 0.1
+            assert s["speedup"] > 1.0
+            assert abs(s["val_acc_diff"]) < 0.1
         else:
             assert s["speedup"] is None
     env = result["environment"]
-    assert env["build"]["isa_active"] and env["python"] and env["date"] and env["pyreg_threads"] >= 1
+    assert env["build"]["isa_active"]
+    assert env["python"]
+    assert env["date"]
+    assert env["pyreg_threads"] >= 1
     curves = len(models) * len(frameworks)
     assert result["figures"]["val_accuracy.png"] == {"curves": curves, "axes": 1}
     assert result["figures"]["gap_and_norm.png"] == {"curves": 2 * curves, "axes": 2}
     for name in ("val_accuracy.png", "gap_and_norm.png"):
         width, height = png_size(out / name)
-        assert width > 300 and height > 200
+        assert width > 300
+        assert height > 200
     report = (out / "report.md").read_text()
-    assert "![validation accuracy](val_accuracy.png)" in report and "gap_and_norm.png" in report
+    assert "![validation accuracy](val_accuracy.png)" in report
+    assert "gap_and_norm.png" in report
     for model in models:
-        assert any(model_title in report for model_title in (model, model.capitalize(), "L2", "Dropout", "None"))
+        assert any(
+            model_title in report
+            for model_title in (model, model.capitalize(), "L2", "Dropout", "None")
+        )
     return result
 
 
 def test_compare_quick_without_keras(tmp_path):
     out = tmp_path / "results"
-    proc = run_cli("compare", "--quick", "--no-keras", "--epochs", "2", "--models", "l2,none,both", "--out", str(out))
+    proc = run_cli(
+        "compare",
+        "--quick",
+        "--no-keras",
+        "--epochs",
+        "2",
+        "--models",
+        "l2,none,both",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pyreg l2 seed 0: epoch 2/2" in proc.stdout  # progress while it runs
-    assert "| model" in proc.stdout and "written to" in proc.stdout
+    assert "| model" in proc.stdout
+    assert "written to" in proc.stdout
     check_outputs(out, ["l2", "none", "both"], ["pyreg"], epochs=2, seeds=1)
 
 
@@ -87,8 +115,11 @@ def test_readme_block_is_rewritten_by_the_tool(tmp_path):
                    str(tmp_path / "r"), "--readme", str(readme))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     text = readme.read_text()
-    assert text.startswith("intro\n<!-- results:start -->\n") and text.endswith("<!-- results:end -->\noutro\n")
-    assert "old" not in text and "| Dropout (0.5)" in text and "val_accuracy.png" in text
+    assert text.startswith("intro\n<!-- results:start -->\n")
+    assert text.endswith("<!-- results:end -->\noutro\n")
+    assert "old" not in text
+    assert "| Dropout (0.5)" in text
+    assert "val_accuracy.png" in text
 
 
 @pytest.mark.parametrize(
@@ -97,7 +128,10 @@ def test_readme_block_is_rewritten_by_the_tool(tmp_path):
         (["compare", "--epochs", "0"], "expected a positive integer; got 0"),
         (["compare", "--models", "l3"], "choose from l2, dropout, none, both"),
         (["compare", "--threads", "-1"], "expected an integer >= 0; got -1"),
-        (["bench-report", "/nonexistent/results.json"], "no benchmark results at /nonexistent/results.json"),
+        (
+            ["bench-report", "/nonexistent/results.json"],
+            "no benchmark results at /nonexistent/results.json",
+        ),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -106,7 +140,8 @@ def test_cli_errors_are_one_line_without_traceback(args, message):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
-    assert message in lines[0] and "Traceback" not in proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
 
 
 def _fake_benchmark_json(path: Path, disabled=False):
@@ -132,13 +167,17 @@ def test_bench_report_charts_and_table(tmp_path):
     _fake_benchmark_json(results)
     readme = tmp_path / "README.md"
     readme.write_text("<!-- bench:start -->\n<!-- bench:end -->\n")
-    proc = run_cli("bench-report", str(results), "--out", str(tmp_path / "rep"), "--readme", str(readme))
+    proc = run_cli(
+        "bench-report", str(results), "--out", str(tmp_path / "rep"), "--readme", str(readme)
+    )
     assert proc.returncode == 0, proc.stderr
     width, height = png_size(tmp_path / "rep" / "speedup.png")
-    assert width > 300 and height > 100
+    assert width > 300
+    assert height > 100
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| epoch l2 model | pyreg | 200 ms | 10 ms | 5 | 24.0x | 4.5x | — | 0.9700 |" in md
-    assert "| dense_forward 32x784x128 (mnist) | pyreg | 25 µs |" in md and "200.0 GFLOP/s" in md
+    assert "| dense_forward 32x784x128 (mnist) | pyreg | 25 µs |" in md
+    assert "200.0 GFLOP/s" in md
     assert "| epoch l2 model | pyreg | 200 ms | 24.0x | 4.5x |" in readme.read_text()
 
 
@@ -146,10 +185,12 @@ def test_bench_report_refuses_files_without_timings(tmp_path):
     results = tmp_path / "disabled.json"
     _fake_benchmark_json(results, disabled=True)
     proc = run_cli("bench-report", str(results))
-    assert proc.returncode == 2 and "holds no timed benchmarks" in proc.stderr
+    assert proc.returncode == 2
+    assert "holds no timed benchmarks" in proc.stderr
     (tmp_path / "bad.json").write_text("{not json")
     proc = run_cli("bench-report", str(tmp_path / "bad.json"))
-    assert proc.returncode == 2 and "is not a JSON file" in proc.stderr
+    assert proc.returncode == 2
+    assert "is not a JSON file" in proc.stderr
 
 
 def test_plot_functions_draw_one_curve_per_model_and_framework(tmp_path):

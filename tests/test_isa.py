@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import OUTSIDE
 
 import pyreg
-from conftest import OUTSIDE
 from pyreg import _core, kernels
 
 ISAS = pyreg.build_info()["isa_available"]
@@ -25,7 +25,10 @@ def run_all_kernels(rng_seed=0):
     x[rng.random(x.shape) < 0.7] = 0
     w = (rng.standard_normal((300, 75)) * 0.05).astype(np.float32)
     b = rng.standard_normal(75).astype(np.float32)
-    out = {"dense": kernels.dense_forward(x, w, b, "relu"), "sparse": kernels.dense_forward(x, w, b, "relu", sparse=True)}
+    out = {
+        "dense": kernels.dense_forward(x, w, b, "relu"),
+        "sparse": kernels.dense_forward(x, w, b, "relu", sparse=True),
+    }
     dy = rng.standard_normal((37, 75)).astype(np.float32)
     out["dx"], out["dw"], out["db"] = kernels.dense_backward(dy, out["dense"], x, w, "relu")
     wa, ma, va = w.ravel().copy(), np.zeros(w.size, np.float32), np.zeros(w.size, np.float32)
@@ -56,7 +59,9 @@ def test_each_path_agrees_with_generic(isa, restore_isa):
 def test_vector_paths_are_bitwise_identical(restore_isa):
     fused = [isa for isa in ISAS if isa != "generic"]
     if len(fused) < 2:
-        pytest.skip(f"this CPU runs only {fused} among the fused-multiply-add paths; nothing to compare")
+        pytest.skip(
+            f"this CPU runs only {fused} among the fused-multiply-add paths; nothing to compare"
+        )
     results = []
     for isa in fused:
         _core.set_isa(isa)
@@ -66,7 +71,9 @@ def test_vector_paths_are_bitwise_identical(restore_isa):
 
 
 def test_unknown_isa_is_refused(restore_isa):
-    with pytest.raises(ValueError, match="isa must be one of the instruction sets this build and CPU support"):
+    with pytest.raises(
+        ValueError, match="isa must be one of the instruction sets this build and CPU support"
+    ):
         _core.set_isa("sse9")
 
 

@@ -27,7 +27,9 @@ def test_forward_and_backward_match_float64(rng, n, k):
     ref_loss, ref_correct, ref_grad = reference(logits, labels)
     assert loss == pytest.approx(ref_loss, rel=1e-6, abs=1e-6)
     assert correct == ref_correct
-    np.testing.assert_allclose(kernels.softmax_cross_entropy_backward(logits, labels), ref_grad, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        kernels.softmax_cross_entropy_backward(logits, labels), ref_grad, rtol=1e-5, atol=1e-7
+    )
 
 
 def test_stable_for_large_logits():
@@ -69,5 +71,9 @@ def test_results_independent_of_threads(rng):
     logits = rng.standard_normal((1000, 10)).astype(np.float32)
     labels = rng.integers(0, 10, 1000)
     one = kernels.softmax_cross_entropy_backward(logits, labels, threads=1)
-    np.testing.assert_array_equal(kernels.softmax_cross_entropy_backward(logits, labels, threads=2), one)
-    assert kernels.softmax_cross_entropy(logits, labels, threads=1) == kernels.softmax_cross_entropy(logits, labels, threads=2)
+    np.testing.assert_array_equal(
+        kernels.softmax_cross_entropy_backward(logits, labels, threads=2), one
+    )
+    assert kernels.softmax_cross_entropy(
+        logits, labels, threads=1
+    ) == kernels.softmax_cross_entropy(logits, labels, threads=2)

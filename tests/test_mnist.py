@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import OUTSIDE
+
 from pyreg.datasets import mnist
 
 # independent copy of the published digests (raw bytes, C order), not imported from the loader.
@@ -28,7 +28,12 @@ DIGESTS = {
 def assert_is_mnist(data):
     (x_train, y_train), (x_test, y_test) = data
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-    shapes = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28), "y_test": (10000,)}
+    shapes = {
+        "x_train": (60000, 28, 28),
+        "y_train": (60000,),
+        "x_test": (10000, 28, 28),
+        "y_test": (10000,),
+    }
     for name, a in arrays.items():
         assert a.dtype == np.uint8, name
         assert a.shape == shapes[name], name
@@ -140,7 +145,8 @@ def test_user_path_missing_array_raises(isolated, mnist_data):
 def test_user_path_is_created_when_absent(isolated, fake_fetch):
     path = isolated / "sub" / "new.npz"
     assert_is_mnist(mnist.load_data(path=path))
-    assert path.is_file() and len(fake_fetch) == 1
+    assert path.is_file()
+    assert len(fake_fetch) == 1
 
 
 def test_valid_keras_cache_is_reused(isolated, good_npz, fake_fetch, monkeypatch):
@@ -184,7 +190,9 @@ def test_wheel_pickle_may_only_build_numpy_arrays():
 
 @pytest.mark.slow
 def test_two_processes_loading_at_once_leave_a_valid_cache(tmp_path):
-    env = dict(os.environ, PYREG_DATA_DIR=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"))
+    env = dict(
+        os.environ, PYREG_DATA_DIR=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras")
+    )
     code = "from pyreg.datasets import mnist; d = mnist.load_data(); print(d[0][0].shape)"
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, cwd=OUTSIDE) for _ in range(2)]  # fmt: skip

@@ -23,11 +23,24 @@ def small_data(n=256, features=20, classes=4, seed=0):
     return x, y
 
 
-def mlp(features=20, classes=4, hidden=(16,), l2=None, dropout=None, seed=0, optimizer="adam", **dense_kw):
+def mlp(
+    features=20,
+    classes=4,
+    hidden=(16,),
+    l2=None,
+    dropout=None,
+    seed=0,
+    optimizer="adam",
+    **dense_kw,
+):
     utils.set_random_seed(seed)
     stack = [layers.Input(shape=(features,))]
     for units in hidden:
-        stack.append(layers.Dense(units, activation="relu", kernel_regularizer=l2 and regularizers.l2(l2), **dense_kw))
+        stack.append(
+            layers.Dense(
+                units, activation="relu", kernel_regularizer=l2 and regularizers.l2(l2), **dense_kw
+            )
+        )
         if dropout:
             stack.append(layers.Dropout(dropout))
     stack.append(layers.Dense(classes, activation="softmax"))
@@ -40,7 +53,9 @@ def study_model(kind="l2", seed=0):
     utils.set_random_seed(seed)
     stack = [layers.Flatten(input_shape=(28, 28))]
     if kind == "l2":
-        stack.append(layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001)))
+        stack.append(
+            layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001))
+        )
     else:
         stack += [layers.Dense(128, activation="relu"), layers.Dropout(0.5)]
     stack.append(layers.Dense(10, activation="softmax"))
@@ -79,34 +94,43 @@ def test_glorot_uniform_kernels_and_zero_biases():
         assert np.abs(kernel).max() > 0.97 * limit  # the whole interval is used
         assert abs(kernel.mean()) < 0.05 * limit
         assert kernel.var() == pytest.approx(limit**2 / 3, rel=0.05)
-    assert not w[1].any() and not w[3].any()
+    assert not w[1].any()
+    assert not w[3].any()
 
 
 def test_layers_expose_variables_like_keras():
     model = study_model()
     dense = model.layers[1]
-    assert dense.kernel.shape == (784, 128) and dense.bias.shape == (128,)
+    assert dense.kernel.shape == (784, 128)
+    assert dense.bias.shape == (128,)
     np.testing.assert_array_equal(dense.kernel.numpy(), model.get_weights()[0])
     dense.bias.assign(np.ones(128))
     assert (model.get_weights()[1] == 1).all()
     assert [layer.name for layer in model.layers][1].startswith("dense")
-    assert model.input_shape == (None, 28, 28) and model.output_shape == (None, 10)
+    assert model.input_shape == (None, 28, 28)
+    assert model.output_shape == (None, 10)
 
 
 def test_summary_lists_layers_and_totals():
     out = io.StringIO()
     study_model().summary(print_fn=lambda s: out.write(s + "\n"))
     text = out.getvalue()
-    assert "Total params: 101,770" in text and "(None, 784)" in text and "100,480" in text and "1,290" in text
+    assert "Total params: 101,770" in text
+    assert "(None, 784)" in text
+    assert "100,480" in text
+    assert "1,290" in text
 
 
 def test_model_builds_lazily_from_the_data():
     x, y = small_data()
-    model = models.Sequential([layers.Dense(8, activation="relu"), layers.Dense(4, activation="softmax")])
+    model = models.Sequential(
+        [layers.Dense(8, activation="relu"), layers.Dense(4, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     assert not model.built
     model.fit(x, y, epochs=1, verbose=0)
-    assert model.built and model.count_params() == 20 * 8 + 8 + 8 * 4 + 4
+    assert model.built
+    assert model.count_params() == 20 * 8 + 8 + 8 * 4 + 4
 
 
 def test_add_after_build_keeps_existing_weights():
@@ -148,7 +172,7 @@ def test_epoch_logs_are_batch_weighted_running_means_including_l2():
     penalty = 0.01 * (model.get_weights()[0].astype(np.float64) ** 2).sum()
     assert h.history["loss"][0] == pytest.approx(ce + penalty, rel=1e-5)
     assert h.history["accuracy"][0] == pytest.approx((p.argmax(1) == y).mean())
-    loss, acc = model.evaluate(x, y, verbose=0)
+    loss, _acc = model.evaluate(x, y, verbose=0)
     assert loss == pytest.approx(ce + penalty, rel=1e-5)
 
 
@@ -175,7 +199,7 @@ def test_validation_split_takes_the_last_rows():
     model = mlp()
     h = model.fit(x, y, epochs=1, validation_split=0.25, verbose=0, shuffle=False)
     split_at = math.floor(200 * 0.75)
-    loss, acc = model.evaluate(x[split_at:], y[split_at:], verbose=0)
+    loss, _acc = model.evaluate(x[split_at:], y[split_at:], verbose=0)
     assert h.history["val_loss"][0] == pytest.approx(loss, rel=1e-6)
     assert model.optimizer.iterations == math.ceil(split_at / 32)
     with pytest.raises(ValueError, match="not sufficient to split"):
@@ -185,7 +209,8 @@ def test_validation_split_takes_the_last_rows():
 def test_validation_freq():
     x, y = small_data()
     h = mlp().fit(x, y, epochs=4, validation_data=(x, y), validation_freq=2, verbose=0)
-    assert len(h.history["loss"]) == 4 and len(h.history["val_loss"]) == 2
+    assert len(h.history["loss"]) == 4
+    assert len(h.history["val_loss"]) == 2
 
 
 def test_fit_continues_weights_and_optimizer_state_and_compile_resets_it():
@@ -236,7 +261,7 @@ def test_same_seed_bitwise_identical_for_any_thread_count():
 
 
 def test_different_seeds_differ():
-    x, y = small_data()
+    _x, _y = small_data()
     a, b = mlp(seed=1), mlp(seed=2)
     assert not np.array_equal(a.get_weights()[0], b.get_weights()[0])
 
@@ -257,7 +282,9 @@ def test_sparse_and_dense_input_paths_agree(mnist_flat):
 # inputs keras accepts
 
 
-@pytest.mark.parametrize("label_dtype", [np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint64, np.float32])
+@pytest.mark.parametrize(
+    "label_dtype", [np.uint8, np.int8, np.int16, np.int32, np.int64, np.uint64, np.float32]
+)
 def test_any_integer_label_dtype(label_dtype):
     x, y = small_data()
     ref = mlp()
@@ -294,12 +321,23 @@ def test_from_logits_with_linear_output_matches_softmax_output():
     a = mlp()
     a.fit(x, y, epochs=1, verbose=0, shuffle=False)
     utils.set_random_seed(0)
-    b = models.Sequential([layers.Input(shape=(20,)), layers.Dense(16, activation="relu"), layers.Dense(4)])
-    b.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    b = models.Sequential(
+        [layers.Input(shape=(20,)), layers.Dense(16, activation="relu"), layers.Dense(4)]
+    )
+    b.compile(
+        optimizer="adam",
+        loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     b.fit(x, y, epochs=1, verbose=0, shuffle=False)
     np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
     logits = b.predict(x, verbose=0)
-    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), a.predict(x, verbose=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+        a.predict(x, verbose=0),
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "linear", "relu"])
@@ -313,7 +351,9 @@ def test_one_sgd_step_of_a_deep_stack_matches_numpy_float64(activation):
                                layers.Dense(24, activation=activation, use_bias=False,
                                             kernel_regularizer=regularizers.l1(0.01)),
                                layers.Dense(16), layers.Activation(activation), layers.Dense(4, activation="softmax")])  # fmt: skip
-    model.compile(optimizer=optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy"
+    )
     w0 = [w.astype(np.float64) for w in model.get_weights()]
     model.fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=False)
 
@@ -361,7 +401,13 @@ def test_deeper_stacks_with_dropout_learn(activation):
 
 def test_optimizers_by_name_and_instance():
     x, y = small_data()
-    for opt in ("adam", "adamw", "sgd", optimizers.SGD(0.1, momentum=0.9, nesterov=True), optimizers.Adam(amsgrad=True)):
+    for opt in (
+        "adam",
+        "adamw",
+        "sgd",
+        optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        optimizers.Adam(amsgrad=True),
+    ):
         model = mlp(optimizer=opt)
         h = model.fit(x, y, epochs=5, verbose=0)
         assert h.history["loss"][-1] < h.history["loss"][0], opt
@@ -384,7 +430,8 @@ def test_predict_is_softmax_of_the_forward_pass():
     x, _ = small_data()
     model = mlp(dropout=0.5)
     p = model.predict(x, verbose=0)
-    assert p.dtype == np.float32 and p.shape == (256, 4)
+    assert p.dtype == np.float32
+    assert p.shape == (256, 4)
     np.testing.assert_allclose(p, numpy_forward(model, x), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(model(x), p)
 
@@ -395,7 +442,9 @@ def test_get_set_weights_round_trip_and_errors():
     w[0][:] = 0.5
     model.set_weights(w)
     assert (model.get_weights()[0] == 0.5).all()
-    with pytest.raises(ValueError, match="set_weights expects a list of 4 arrays for this model; got 3"):
+    with pytest.raises(
+        ValueError, match="set_weights expects a list of 4 arrays for this model; got 3"
+    ):
         model.set_weights(w[:3])
     bad = [a.copy() for a in w]
     bad[2] = bad[2][:, :3]
@@ -414,7 +463,9 @@ def test_save_and_load_weights(tmp_path):
     other.load_weights(path)
     for a, b in zip(other.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    assert not [p for p in tmp_path.iterdir() if p.name != "m.weights.npz"]  # no temporary leftovers
+    assert not [
+        p for p in tmp_path.iterdir() if p.name != "m.weights.npz"
+    ]  # no temporary leftovers
 
 
 def test_load_weights_checks_everything_before_changing_the_model(tmp_path):
@@ -422,7 +473,9 @@ def test_load_weights_checks_everything_before_changing_the_model(tmp_path):
     before = model.get_weights()
     wrong = mlp(hidden=(8,))
     wrong.save_weights(tmp_path / "wrong.npz")
-    with pytest.raises(ValueError, match=r"weight 0 has shape \(20, 8\); this model expects \(20, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"weight 0 has shape \(20, 8\); this model expects \(20, 16\)"
+    ):
         model.load_weights(tmp_path / "wrong.npz")
     model.save_weights(tmp_path / "good.npz")
     data = (tmp_path / "good.npz").read_bytes()
@@ -462,7 +515,10 @@ def test_verbose_modes():
         text = out.getvalue()
         assert text.count("\n") == lines * 2 if verbose else text == ""
         if verbose:
-            assert "Epoch 2/2" in text and "samples/s" in text and "loss:" in text and "accuracy:" in text
+            assert "Epoch 2/2" in text
+            assert "samples/s" in text
+            assert "loss:" in text
+            assert "accuracy:" in text
 
 
 def test_progress_bar_updates_live_on_a_terminal():
@@ -476,18 +532,25 @@ def test_progress_bar_updates_live_on_a_terminal():
     with redirect_stdout(out):
         mlp(hidden=(512,)).fit(x, y, epochs=1, verbose=1)
     text = out.getvalue()
-    assert "\r" in text and "━" in text and "samples/s" in text
+    assert "\r" in text
+    assert "━" in text
+    assert "samples/s" in text
 
 
 def test_early_stopping_restores_the_best_weights():
     x, y = small_data(n=300)
     saved = []
-    keep = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: saved.append(model.get_weights()))
+    keep = callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: saved.append(model.get_weights())
+    )
     model = mlp(optimizer=optimizers.SGD(learning_rate=3.0))  # too large: validation loss wanders
     stop = callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True)
-    h = model.fit(x, y, epochs=30, verbose=0, validation_data=(x[:100], y[:100]), callbacks=[keep, stop])
+    h = model.fit(
+        x, y, epochs=30, verbose=0, validation_data=(x[:100], y[:100]), callbacks=[keep, stop]
+    )
     best = int(np.argmin(h.history["val_loss"]))
-    assert len(h.history["val_loss"]) < 30 and stop.stopped_epoch == len(h.history["val_loss"]) - 1
+    assert len(h.history["val_loss"]) < 30
+    assert stop.stopped_epoch == len(h.history["val_loss"]) - 1
     for a, b in zip(model.get_weights(), saved[best]):
         np.testing.assert_array_equal(a, b)
 
@@ -495,7 +558,9 @@ def test_early_stopping_restores_the_best_weights():
 def test_early_stopping_on_accuracy_and_batch_callbacks():
     x, y = small_data()
     batches = []
-    cb = callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append((batch, logs["loss"])))
+    cb = callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: batches.append((batch, logs["loss"]))
+    )
     model = mlp()
     model.fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[cb])
     assert [b for b, _ in batches] == [0, 1, 2, 3, 0, 1, 2, 3]
@@ -528,7 +593,8 @@ def test_history_is_json_serialisable():
 
 def test_repr_and_config():
     model = study_model("dropout")
-    assert "Dense" in repr(model) and "Dropout" in repr(model)
+    assert "Dense" in repr(model)
+    assert "Dropout" in repr(model)
     cfg = model.get_config()
     assert [c["class_name"] for c in cfg["layers"]] == ["Flatten", "Dense", "Dropout", "Dense"]
     assert cfg["layers"][2]["config"]["rate"] == 0.5

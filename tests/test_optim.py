@@ -48,7 +48,9 @@ def trajectory():
     return w0, grads
 
 
-@pytest.mark.parametrize("case", [dict(), dict(l2=0.001), dict(weight_decay=0.004), dict(amsgrad=True, l2=0.01)])
+@pytest.mark.parametrize(
+    "case", [dict(), dict(l2=0.001), dict(weight_decay=0.004), dict(amsgrad=True, l2=0.01)]
+)
 def test_adam_matches_numpy_transcription(trajectory, case):
     w0, grads = trajectory
     w, m, v = run_pyreg_adam(w0, grads[:20], **case)
@@ -75,7 +77,15 @@ def test_sgd_momentum_and_nesterov_match_keras_formulas(rng):
         w, mom = w0.copy(), np.zeros_like(w0)
         ref_w, ref_m = w0.copy(), np.zeros_like(w0)
         for g in grads:
-            kernels.sgd_update(w, g, learning_rate=0.01, momentum=momentum, nesterov=nesterov, momentums=mom, l2=0.01)
+            kernels.sgd_update(
+                w,
+                g,
+                learning_rate=0.01,
+                momentum=momentum,
+                nesterov=nesterov,
+                momentums=mom,
+                l2=0.01,
+            )
             gg = g + f(0.01) * (f(2) * ref_w)
             if momentum:
                 ref_m = ref_m * f(momentum) - gg * f(0.01)
@@ -107,6 +117,10 @@ def test_adam_100_steps_equal_keras(keras_mod, trajectory, mode):
                 penalty = reg(var)
             g = tf.constant(g) + tape.gradient(penalty, var)
         opt.apply_gradients([(tf.convert_to_tensor(g), var)])
-    kw = {"l2": dict(l2=0.001), "weight_decay": dict(weight_decay=0.004), "adamw": dict(weight_decay=0.01)}[mode]
+    kw = {
+        "l2": dict(l2=0.001),
+        "weight_decay": dict(weight_decay=0.004),
+        "adamw": dict(weight_decay=0.01),
+    }[mode]
     w, _, _ = run_pyreg_adam(w0, grads, **kw)
     np.testing.assert_allclose(w, var.numpy(), rtol=1e-6, atol=1e-9)

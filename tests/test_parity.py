@@ -56,8 +56,12 @@ def test_trajectory_of_the_l2_model(keras_mod, study):
         km.fit(x_train[:n], y_train[:n], batch_size=32, epochs=1, shuffle=False, verbose=0)
         pm.fit(x_train[:n], y_train[:n], batch_size=32, epochs=1, shuffle=False, verbose=0)
         assert pm.optimizer.iterations == int(km.optimizer.iterations.numpy()) == steps
-        diff = np.concatenate([np.abs(a - b).ravel() for a, b in zip(pm.get_weights(), km.get_weights())])
-        agree = (pm.predict(x_test, verbose=0).argmax(1) == km.predict(x_test, verbose=0).argmax(1)).mean()
+        diff = np.concatenate(
+            [np.abs(a - b).ravel() for a, b in zip(pm.get_weights(), km.get_weights())]
+        )
+        agree = (
+            pm.predict(x_test, verbose=0).argmax(1) == km.predict(x_test, verbose=0).argmax(1)
+        ).mean()
         if steps == 20:
             assert diff.max() < 1e-5
         else:
@@ -65,8 +69,24 @@ def test_trajectory_of_the_l2_model(keras_mod, study):
             assert agree >= 0.999
     km = keras_model(keras_mod, "l2", 2)
     pm = pyreg.from_keras(km)
-    hk = km.fit(x_train, y_train, batch_size=32, epochs=1, shuffle=False, validation_data=(x_test, y_test), verbose=0)
-    hp = pm.fit(x_train, y_train, batch_size=32, epochs=1, shuffle=False, validation_data=(x_test, y_test), verbose=0)
+    hk = km.fit(
+        x_train,
+        y_train,
+        batch_size=32,
+        epochs=1,
+        shuffle=False,
+        validation_data=(x_test, y_test),
+        verbose=0,
+    )
+    hp = pm.fit(
+        x_train,
+        y_train,
+        batch_size=32,
+        epochs=1,
+        shuffle=False,
+        validation_data=(x_test, y_test),
+        verbose=0,
+    )
     assert abs(hp.history["val_accuracy"][0] - hk.history["val_accuracy"][0]) <= 0.003
     assert hp.history["loss"][0] == pytest.approx(hk.history["loss"][0], rel=0.01)
     assert hp.history["val_loss"][0] == pytest.approx(hk.history["val_loss"][0], rel=0.02)
@@ -87,12 +107,16 @@ def test_final_accuracy_statistics_match_keras(keras_mod, study, kind):
                                         epochs=5, batch_size=32, seed=seed)  # fmt: skip
         keras_acc.append(run.history["val_accuracy"][-1])
         pm = pyreg_study_model(kind, seed)  # pyreg's own seeded initialisation, shuffling and masks
-        h = pm.fit(x_train, y_train, epochs=5, batch_size=32, validation_data=(x_test, y_test), verbose=0)
+        h = pm.fit(
+            x_train, y_train, epochs=5, batch_size=32, validation_data=(x_test, y_test), verbose=0
+        )
         pyreg_acc.append(h.history["val_accuracy"][-1])
     k, p = np.array(keras_acc), np.array(pyreg_acc)
     se = np.sqrt(k.var(ddof=1) / len(k) + p.var(ddof=1) / len(p))
     diff = p.mean() - k.mean()
-    print(f"{kind}: keras {k.mean():.4f} ± {k.std(ddof=1):.4f}, pyreg {p.mean():.4f} ± {p.std(ddof=1):.4f}")
+    print(
+        f"{kind}: keras {k.mean():.4f} ± {k.std(ddof=1):.4f}, pyreg {p.mean():.4f} ± {p.std(ddof=1):.4f}"
+    )
     assert abs(diff) <= 3 * se + 1e-12
     assert abs(diff) <= 0.005
 
@@ -103,7 +127,9 @@ def pyreg_study_model(kind, seed):
     utils.set_random_seed(seed)
     hidden = [layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001))] if kind == "l2" else [
         layers.Dense(128, activation="relu"), layers.Dropout(0.5)]  # fmt: skip
-    model = models.Sequential([layers.Flatten(input_shape=(28, 28)), *hidden, layers.Dense(10, activation="softmax")])
+    model = models.Sequential(
+        [layers.Flatten(input_shape=(28, 28)), *hidden, layers.Dense(10, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -116,8 +142,12 @@ def test_the_study_runs_with_only_its_imports_swapped(keras_mod, mnist_data, mon
     matplotlib.use("Agg")
     keras_src = (EXAMPLES / "study_keras.py").read_text()
     pyreg_src = (EXAMPLES / "study_pyreg.py").read_text()
-    code_lines = [line for line in keras_src.splitlines() if not line.startswith(("#", "from tensorflow"))]
-    assert code_lines == [line for line in pyreg_src.splitlines() if not line.startswith(("#", "from pyreg"))]
+    code_lines = [
+        line for line in keras_src.splitlines() if not line.startswith(("#", "from tensorflow"))
+    ]
+    assert code_lines == [
+        line for line in pyreg_src.splitlines() if not line.startswith(("#", "from pyreg"))
+    ]
 
     pyreg_ns: dict = {}
     exec(compile(pyreg_src, "study_pyreg.py", "exec"), pyreg_ns)
@@ -125,7 +155,11 @@ def test_the_study_runs_with_only_its_imports_swapped(keras_mod, mnist_data, mon
     (x_train, y_train), (x_test, y_test) = mnist_data
     import pyreg.datasets.mnist as pmnist
 
-    monkeypatch.setattr(pmnist, "load_data", lambda: ((x_train[:2000], y_train[:2000]), (x_test[:500], y_test[:500])))
+    monkeypatch.setattr(
+        pmnist,
+        "load_data",
+        lambda: ((x_train[:2000], y_train[:2000]), (x_test[:500], y_test[:500])),
+    )
     keras_ns: dict = {}
     exec(compile(keras_src.replace("from tensorflow.keras.datasets import mnist", "from pyreg.datasets import mnist"),
                  "study_keras.py", "exec"), keras_ns)  # fmt: skip
@@ -134,7 +168,8 @@ def test_the_study_runs_with_only_its_imports_swapped(keras_mod, mnist_data, mon
         assert set(ph) == set(kh) == {"loss", "accuracy", "val_loss", "val_accuracy"}
         for key in kh:
             assert len(ph[key]) == len(kh[key]) == 5
-            assert all(isinstance(v, float) for v in ph[key]) and all(isinstance(v, float) for v in kh[key])
+            assert all(isinstance(v, float) for v in ph[key])
+            assert all(isinstance(v, float) for v in kh[key])
         assert ph["val_accuracy"][-1] > 0.96  # full MNIST, 5 epochs
     assert re.search(r"def |class ", pyreg_src) is None  # plain notebook code, nothing added
 
@@ -151,7 +186,9 @@ def test_to_keras_round_trip(keras_mod, study):
     pm.fit(x_train[:3000], y_train[:3000], epochs=1, verbose=0)
     km = pm.to_keras()
     assert km.count_params() == pm.count_params()
-    np.testing.assert_allclose(km.predict(x_test[:500], verbose=0), pm.predict(x_test[:500], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        km.predict(x_test[:500], verbose=0), pm.predict(x_test[:500], verbose=0), atol=1e-5
+    )
     assert km.layers[1].kernel_regularizer.get_config()["l2"] == pytest.approx(0.001)
     back = pyreg.from_keras(km)
     for a, b in zip(back.get_weights(), pm.get_weights()):
@@ -167,10 +204,12 @@ def test_from_keras_refuses_what_it_cannot_represent(keras_mod):
     act = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, activation="gelu")])
     with pytest.raises(ValueError, match="activation 'gelu' is not supported"):
         pyreg.from_keras(act)
-    reg = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, activity_regularizer="l2")])
+    reg = keras.Sequential(
+        [keras.Input(shape=(4,)), keras.layers.Dense(3, activity_regularizer="l2")]
+    )
     with pytest.raises(ValueError, match="activity_regularizer is not supported"):
         pyreg.from_keras(reg)
-    with pytest.raises(ValueError, match="converts keras.Sequential models"):
+    with pytest.raises(ValueError, match=r"converts keras\.Sequential models"):
         pyreg.from_keras(object())
 
 
@@ -181,4 +220,5 @@ def test_from_keras_carries_the_compiled_optimizer(keras_mod):
                loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
     pm = pyreg.from_keras(km)
     assert isinstance(pm.optimizer, pyreg.optimizers.AdamW)
-    assert pm.optimizer.learning_rate == pytest.approx(0.01) and pm.optimizer.weight_decay == pytest.approx(0.02)
+    assert pm.optimizer.learning_rate == pytest.approx(0.01)
+    assert pm.optimizer.weight_decay == pytest.approx(0.02)

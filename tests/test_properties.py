@@ -13,7 +13,18 @@ from pyreg import kernels, layers, models, utils
 
 CLEAN = (ValueError, TypeError, NotImplementedError)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-DTYPES = [np.float32, np.float64, np.float16, np.int8, np.uint8, np.int64, np.bool_, np.complex64, object, "U3"]
+DTYPES = [
+    np.float32,
+    np.float64,
+    np.float16,
+    np.int8,
+    np.uint8,
+    np.int64,
+    np.bool_,
+    np.complex64,
+    object,
+    "U3",
+]
 
 
 @st.composite
@@ -25,7 +36,9 @@ def arrays(draw, max_dim=6, ndim=None, finite=True):
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     base = rng.uniform(-3, 3, size=tuple(2 * s for s in shape) if shape else ())
     if not finite and base.size:
-        base.flat[draw(st.integers(0, base.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e39]))
+        base.flat[draw(st.integers(0, base.size - 1))] = draw(
+            st.sampled_from([np.nan, np.inf, -np.inf, 1e39])
+        )
     if dtype == "U3":
         a = base.astype(str).astype("U3")
     elif dtype is object:
@@ -64,13 +77,22 @@ def test_dense_forward_is_correct_or_refuses(x, w, b, act, sparse):
     z = x.astype(np.float64) @ w.astype(np.float32).astype(np.float64)
     if b is not None:
         z = z + b.astype(np.float32)
-    ref = {"relu": np.maximum(z, 0), "linear": z, None: z, "tanh": np.tanh(z), "sigmoid": 1 / (1 + np.exp(-z))}[act]
-    assert y.shape == (x.shape[0], w.shape[1]) and y.dtype == np.float32
+    ref = {
+        "relu": np.maximum(z, 0),
+        "linear": z,
+        None: z,
+        "tanh": np.tanh(z),
+        "sigmoid": 1 / (1 + np.exp(-z)),
+    }[act]
+    assert y.shape == (x.shape[0], w.shape[1])
+    assert y.dtype == np.float32
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4 * max(1, x.shape[1]))
 
 
 @SETTINGS
-@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # 1e39 -> float32 inf, as numpy casts
+@pytest.mark.filterwarnings(
+    "ignore:overflow encountered in cast:RuntimeWarning"
+)  # 1e39 -> float32 inf, as numpy casts
 @given(x=arrays(ndim=2, finite=False), rate=st.one_of(st.floats(-1, 2), st.sampled_from([0.0, 0.5, np.nan])),
        seed=st.integers(-2, 2**64 + 1), step=st.integers(-1, 2**64))  # fmt: skip
 def test_dropout_is_correct_or_refuses(x, rate, seed, step):
@@ -81,7 +103,8 @@ def test_dropout_is_correct_or_refuses(x, rate, seed, step):
         assert not valid, "a valid call was refused"
         return
     x32 = x.astype(np.float32)
-    assert y.shape == x.shape and mask.shape == x.shape
+    assert y.shape == x.shape
+    assert mask.shape == x.shape
     kept = mask == 1
     np.testing.assert_array_equal(y[kept], x32[kept] * np.float32(1 / (1 - rate)))
     assert (y[~kept] == 0).all()
@@ -95,7 +118,12 @@ def test_adam_update_is_correct_or_refuses(n, l2, wd, it, layout):
     w = rng.standard_normal(n).astype(np.float32)
     g = rng.standard_normal(n).astype(np.float32)
     m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    target = {"ok": w, "f64": w.astype(np.float64), "strided": np.repeat(w, 2)[::2], "short": w[: max(0, n - 1)]}.get(layout)
+    target = {
+        "ok": w,
+        "f64": w.astype(np.float64),
+        "strided": np.repeat(w, 2)[::2],
+        "short": w[: max(0, n - 1)],
+    }.get(layout)
     if layout == "readonly":
         target = w.copy()
         target.setflags(write=False)
@@ -112,7 +140,9 @@ def test_adam_update_is_correct_or_refuses(n, l2, wd, it, layout):
     mm = (gg - 0) * f(0.1)
     vv = (gg * gg) * f(0.001)
     alpha = f(0.001) * np.sqrt(f(1) - f(0.999) ** f(it + 1)) / (f(1) - f(0.9) ** f(it + 1))
-    np.testing.assert_allclose(target, ww - (mm * alpha) / (np.sqrt(vv) + f(1e-7)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        target, ww - (mm * alpha) / (np.sqrt(vv) + f(1e-7)), rtol=1e-5, atol=1e-7
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,7 +150,9 @@ def test_adam_update_is_correct_or_refuses(n, l2, wd, it, layout):
        n=st.integers(0, 20), classes=st.integers(1, 4), batch=st.integers(-1, 40), epochs=st.integers(-1, 2),
        rate=st.floats(-0.5, 1.2), label_kind=st.sampled_from(["ok", "neg", "big", "float", "frac", "2d"]),
        xdtype=st.sampled_from([np.float32, np.float64, np.uint8, np.int16, object]))  # fmt: skip
-def test_model_api_trains_or_refuses(widths, features, n, classes, batch, epochs, rate, label_kind, xdtype):
+def test_model_api_trains_or_refuses(
+    widths, features, n, classes, batch, epochs, rate, label_kind, xdtype
+):
     rng = np.random.default_rng(n * 7 + features)
     x = rng.uniform(0, 1, (n, features)).astype(xdtype)
     y = rng.integers(0, classes, n)
@@ -133,7 +165,9 @@ def test_model_api_trains_or_refuses(widths, features, n, classes, batch, epochs
             stack += [layers.Dense(w, activation="relu"), layers.Dropout(rate)]
         stack.append(layers.Dense(classes, activation="softmax"))
         model = models.Sequential(stack)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         h = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0)
     except CLEAN:
         valid = (0 <= rate < 1 and n > 0 and batch >= 1 and epochs >= 0 and label_kind in ("ok", "float")

