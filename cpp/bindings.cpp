@@ -209,6 +209,17 @@ void bind_dropout_forward(farr x, u8arr mask, double rate, uint64_t seed, uint32
     run_team(T, [&] { dropout_forward(xp, mp, B, OUT, rate, seed, stream, step); });
 }
 
+// the out-of-place form: y and mask allocated here, x copied into y while the GIL is held.
+py::tuple bind_dropout_apply(const farr& x, double rate, uint64_t seed, uint32_t stream, uint64_t step, int threads) {
+    check_ndim(x, 2, "x");
+    check_rate(rate);
+    farr y({x.shape(0), x.shape(1)});
+    u8arr mask({x.shape(0), x.shape(1)});
+    std::memcpy(y.mutable_data(), x.data(), (size_t)x.size() * sizeof(float));
+    bind_dropout_forward(y, mask, rate, seed, stream, step, threads);
+    return py::make_tuple(y, mask);
+}
+
 void bind_dropout_backward(farr dx, const farr& dy, const u8arr& mask, double rate, int threads) {
     check_ndim(dy, 2, "dy");
     check_shape(dx, {dy.shape(0), dy.shape(1)}, "dx");
@@ -628,6 +639,9 @@ PYBIND11_MODULE(_core, mod) {
     mod.def("dropout_forward", &bind_dropout_forward, py::arg("x").noconvert(), py::arg("mask").noconvert(),
             py::arg("rate"), py::arg("seed"), py::arg("stream") = 0, py::arg("step") = 0, py::arg("threads") = 0,
             "Inverted dropout in place on x (B, OUT); mask (B, OUT) uint8 overwritten with the keep mask.");
+    mod.def("dropout_apply", &bind_dropout_apply, py::arg("x").noconvert(), py::arg("rate"), py::arg("seed"),
+            py::arg("stream") = 0, py::arg("step") = 0, py::arg("threads") = 0,
+            "(y, mask): inverted dropout of x (B, OUT) float32 into a new y, with its uint8 keep mask.");
     mod.def("dropout_backward", &bind_dropout_backward, py::arg("dx").noconvert(), py::arg("dy").noconvert(),
             py::arg("mask").noconvert(), py::arg("rate"), py::arg("threads") = 0,
             "dx (B, OUT) = mask * dy / (1 - rate).");

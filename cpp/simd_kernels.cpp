@@ -380,77 +380,114 @@ inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
     const __m512i even = _mm512_mul_epu32(a, m);                         // lanes 0, 2, ...: 64-bit products
     const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);  // lanes 1, 3, ...
     hi = _mm512_mask_mov_epi32(_mm512_srli_epi64(even, 32), (__mmask16)0xAAAA, odd);
-    lo = _mm512_mullo_epi32(a, m);
+    lo = _mm512_mask_mov_epi32(even, (__mmask16)0xAAAA, _mm512_slli_epi64(odd, 32));  // cheaper than vpmulld
 }
 
-// keep bits (bit t of the result = element 4*q0 + t) of the 64 elements of blocks q0 .. q0+15.
-inline uint64_t keep_bits64(uint32_t q0, uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold) {
-    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)q0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
-                                                                                 11, 12, 13, 14, 15));
-    __m512i c1 = _mm512_set1_epi32((int)stream), c2 = _mm512_set1_epi32((int)(uint32_t)step);
-    __m512i c3 = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
+// keep bits of G groups of 64 elements: keep[g] bit t = element 4*q0[g] + t, from the 16 philox
+// blocks q0[g] .. q0[g] + 15. the G groups are independent chains, interleaved round by round so
+// that the multiplier latency of one hides behind the others.
+template <int G>
+inline void keep_bits(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
+                      uint64_t (&keep)[G]) {
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i c0[G], c1[G], c2[G], c3[G];
+    for (int g = 0; g < G; ++g) {
+        c0[g] = _mm512_add_epi32(_mm512_set1_epi32((int)q0[g]), lanes);
+        c1[g] = _mm512_set1_epi32((int)stream);
+        c2[g] = _mm512_set1_epi32((int)(uint32_t)step);
+        c3[g] = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
+    }
     const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; ++r) {
-        __m512i hi0, lo0, hi1, lo1;
-        mulhilo16(c0, m0, hi0, lo0);
-        mulhilo16(c2, m1, hi1, lo1);
-        c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
-        c1 = lo1;
-        c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
-        c3 = lo0;
+        const __m512i vk0 = _mm512_set1_epi32((int)k0), vk1 = _mm512_set1_epi32((int)k1);
+        for (int g = 0; g < G; ++g) {
+            __m512i hi0, lo0, hi1, lo1;
+            mulhilo16(c0[g], m0, hi0, lo0);
+            mulhilo16(c2[g], m1, hi1, lo1);
+            c0[g] = _mm512_xor_si512(_mm512_xor_si512(hi1, c1[g]), vk0);
+            c1[g] = lo1;
+            c2[g] = _mm512_xor_si512(_mm512_xor_si512(hi0, c3[g]), vk1);
+            c3[g] = lo0;
+        }
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
     const __m512i thr = _mm512_set1_epi32((int)threshold);
-    const uint64_t w0 = _mm512_cmplt_epu32_mask(c0, thr), w1 = _mm512_cmplt_epu32_mask(c1, thr);
-    const uint64_t w2 = _mm512_cmplt_epu32_mask(c2, thr), w3 = _mm512_cmplt_epu32_mask(c3, thr);
-    return _pdep_u64(w0, 0x1111111111111111ull) | _pdep_u64(w1, 0x2222222222222222ull) |
-           _pdep_u64(w2, 0x4444444444444444ull) | _pdep_u64(w3, 0x8888888888888888ull);
+    for (int g = 0; g < G; ++g) {
+        const uint64_t w0 = _mm512_cmplt_epu32_mask(c0[g], thr), w1 = _mm512_cmplt_epu32_mask(c1[g], thr);
+        const uint64_t w2 = _mm512_cmplt_epu32_mask(c2[g], thr), w3 = _mm512_cmplt_epu32_mask(c3[g], thr);
+        keep[g] = _pdep_u64(w0, 0x1111111111111111ull) | _pdep_u64(w1, 0x2222222222222222ull) |
+                  _pdep_u64(w2, 0x4444444444444444ull) | _pdep_u64(w3, 0x8888888888888888ull);
+    }
+}
+
+// applies 64 keep bits to x[0..64) and writes the mask bytes.
+inline void apply_keep64(uint64_t keep, float* x, uint8_t* mask, __m512 scale) {
+    for (int v = 0; v < 4; ++v) {
+        const __mmask16 k = (__mmask16)(keep >> (16 * v));
+        _mm512_storeu_ps(x + 16 * v, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(x + 16 * v), scale));
+    }
+    _mm512_storeu_si512(mask, _mm512_maskz_set1_epi8((__mmask64)keep, 1));
 }
 #endif
 
-void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
-                     uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale) {
-    for (size_t r = 0; r < rows; ++r) {
-        float* xr = x + r * width;
-        uint8_t* mr = mask + r * width;
-        const uint64_t e0 = (uint64_t)r * width;
-        size_t j = c0;
-#if defined(__AVX512F__)
-        // whole 64-element runs that start on a block boundary (and a threshold below 2^32: rate > 0)
-        if (keep_threshold < (1ull << 32) && (e0 + j) % 4 == 0 && (e0 + c1) >> 34 == 0) {
-            const __m512 vs = _mm512_set1_ps(scale);
-            for (; j + 64 <= c1; j += 64) {
-                const uint64_t keep = keep_bits64((uint32_t)((e0 + j) >> 2), stream, step, seed, (uint32_t)keep_threshold);
-                for (int v = 0; v < 4; ++v) {
-                    const __mmask16 k = (__mmask16)(keep >> (16 * v));
-                    _mm512_storeu_ps(xr + j + 16 * v, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(xr + j + 16 * v), vs));
-                }
-                _mm512_storeu_si512(mr + j, _mm512_maskz_set1_epi8((__mmask64)keep, 1));
+// the element-by-element form, for whatever the vector path leaves: column tails, unaligned starts.
+void dropout_scalar(float* xr, uint8_t* mr, uint64_t e0, size_t j, size_t c1, uint64_t seed, uint32_t stream,
+                    uint64_t step, uint64_t keep_threshold, float scale) {
+    while (j < c1) {
+        const uint64_t e = e0 + j;
+        if ((e & 3) == 0 && j + 4 <= c1) {  // a whole philox block: use its four words
+            const uint64_t q = e >> 2;
+            const Philox4x32 blk =
+                philox4x32_10((uint32_t)q, stream, (uint32_t)step, (uint32_t)(step >> 32) ^ (uint32_t)(q >> 32), seed);
+            for (int t = 0; t < 4; ++t) {
+                const bool keep = (uint64_t)blk.v[t] < keep_threshold;
+                mr[j + t] = (uint8_t)keep;
+                xr[j + t] = keep ? xr[j + t] * scale : 0.0f;
             }
-        }
-#endif
-        while (j < c1) {
-            const uint64_t e = e0 + j;
-            if ((e & 3) == 0 && j + 4 <= c1) {  // a whole philox block: use its four words
-                const uint64_t q = e >> 2;
-                const Philox4x32 blk =
-                    philox4x32_10((uint32_t)q, stream, (uint32_t)step, (uint32_t)(step >> 32) ^ (uint32_t)(q >> 32), seed);
-                for (int t = 0; t < 4; ++t) {
-                    const bool keep = (uint64_t)blk.v[t] < keep_threshold;
-                    mr[j + t] = (uint8_t)keep;
-                    xr[j + t] = keep ? xr[j + t] * scale : 0.0f;
-                }
-                j += 4;
-            } else {
-                const bool keep = (uint64_t)philox_word(seed, stream, step, e) < keep_threshold;
-                mr[j] = (uint8_t)keep;
-                xr[j] = keep ? xr[j] * scale : 0.0f;
-                j += 1;
-            }
+            j += 4;
+        } else {
+            const bool keep = (uint64_t)philox_word(seed, stream, step, e) < keep_threshold;
+            mr[j] = (uint8_t)keep;
+            xr[j] = keep ? xr[j] * scale : 0.0f;
+            j += 1;
         }
     }
+}
+
+void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
+                     uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale) {
+    size_t vec_cols = c0;  // columns [c0, vec_cols) of every row go through the vector path
+#if defined(__AVX512F__)
+    // whole 64-element groups that start on a block boundary in every row (and a threshold below
+    // 2^32: rate > 0), four groups at a time across rows and columns
+    if (keep_threshold < (1ull << 32) && width % 4 == 0 && c0 % 4 == 0 && ((uint64_t)rows * width) >> 34 == 0) {
+        vec_cols = c0 + (c1 - c0) / 64 * 64;
+        const size_t per_row = (vec_cols - c0) / 64, groups = rows * per_row;
+        const __m512 vs = _mm512_set1_ps(scale);
+        const uint32_t thr = (uint32_t)keep_threshold;
+        auto element = [&](size_t g) { return (uint64_t)(g / per_row) * width + c0 + (g % per_row) * 64; };
+        size_t g = 0;
+        for (; g + 4 <= groups; g += 4) {
+            uint32_t q[4];
+            uint64_t keep[4];
+            for (int i = 0; i < 4; ++i) q[i] = (uint32_t)(element(g + (size_t)i) >> 2);
+            keep_bits<4>(q, stream, step, seed, thr, keep);
+            for (int i = 0; i < 4; ++i) apply_keep64(keep[i], x + element(g + (size_t)i), mask + element(g + (size_t)i), vs);
+        }
+        for (; g < groups; ++g) {
+            const uint32_t q[1] = {(uint32_t)(element(g) >> 2)};
+            uint64_t keep[1];
+            keep_bits<1>(q, stream, step, seed, thr, keep);
+            apply_keep64(keep[0], x + element(g), mask + element(g), vs);
+        }
+    }
+#endif
+    if (vec_cols < c1)
+        for (size_t r = 0; r < rows; ++r)
+            dropout_scalar(x + r * width, mask + r * width, (uint64_t)r * width, vec_cols, c1, seed, stream, step,
+                           keep_threshold, scale);
 }
 
 }  // namespace

@@ -198,22 +198,22 @@ def dropout_forward(x, rate, *, seed, step=0, layer=0, training=True, threads=No
     Returns:
         (y, mask): y (B, OUT) float32 and mask (B, OUT) uint8 (1 = kept); mask is all ones at inference.
     """
-    y = _input(x, "x", 2).copy()
+    if (training is True and type(rate) is float and 0.0 < rate < 1.0 and type(seed) is int and type(step) is int
+            and type(layer) is int and 0 <= seed < 2**64 and 0 <= step < 2**64 and 0 <= layer < 2**32 - 1):  # fmt: skip
+        try:  # the common call, straight to C++ (which checks the array itself)
+            return _core.dropout_apply(x, rate, seed, layer, step, resolve_threads(threads))
+        except TypeError:
+            pass  # not a float32 C-contiguous array: the path below converts it
+    x = _input(x, "x", 2)
     rate = check_fraction(rate, "rate")
-    for name, value, limit in (
-        ("seed", seed, 2**64),
-        ("step", step, 2**64),
-        ("layer", layer, 2**32 - 1),
-    ):
+    for name, value, limit in (("seed", seed, 2**64), ("step", step, 2**64), ("layer", layer, 2**32 - 1)):
         if type(value) is not int or not 0 <= value < limit:  # the common case is one comparison
             value = check_int(value, name, minimum=0)
             if value >= limit:
                 raise ValueError(f"{name} must be < {limit}; got {value}")
-    if (training is not True and not check_bool(training, "training")) or rate == 0.0:
-        return y, np.ones(y.shape, np.uint8)
-    mask = np.empty(y.shape, np.uint8)
-    _core.dropout_forward(y, mask, rate, seed, layer, step, resolve_threads(threads))
-    return y, mask
+    if training is not True and not check_bool(training, "training") or rate == 0.0:
+        return x.copy(), np.ones(x.shape, np.uint8)
+    return _core.dropout_apply(x, rate, int(seed), int(layer), int(step), resolve_threads(threads))
 
 
 def dropout_backward(dy, mask, rate, *, threads=None) -> np.ndarray:
