@@ -211,7 +211,7 @@ def dropout_forward(x, rate, *, seed, step=0, layer=0, training=True, threads=No
             value = check_int(value, name, minimum=0)
             if value >= limit:
                 raise ValueError(f"{name} must be < {limit}; got {value}")
-    if training is not True and not check_bool(training, "training") or rate == 0.0:
+    if (training is not True and not check_bool(training, "training")) or rate == 0.0:
         return x.copy(), np.ones(x.shape, np.uint8)
     return _core.dropout_apply(x, rate, int(seed), int(layer), int(step), resolve_threads(threads))
 
