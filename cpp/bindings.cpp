@@ -469,6 +469,10 @@ struct SigintWatch {
     SigintWatch() {
         py::module_ threading = py::module_::import("threading");
         if (!threading.attr("current_thread")().is(threading.attr("main_thread")())) return;
+        struct sigaction current;
+        if (sigaction(SIGINT, nullptr, &current) != 0) return;
+        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == pyreg_on_sigint)
+            return;  // a fit run from inside another fit's callback: the outer watch is in place
         struct sigaction sa;
         std::memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = pyreg_on_sigint;
