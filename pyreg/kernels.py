@@ -206,7 +206,11 @@ def dropout_forward(x, rate, *, seed, step=0, layer=0, training=True, threads=No
             pass  # not a float32 C-contiguous array: the path below converts it
     x = _input(x, "x", 2)
     rate = check_fraction(rate, "rate")
-    for name, value, limit in (("seed", seed, 2**64), ("step", step, 2**64), ("layer", layer, 2**32 - 1)):
+    for name, value, limit in (
+        ("seed", seed, 2**64),
+        ("step", step, 2**64),
+        ("layer", layer, 2**32 - 1),
+    ):
         if type(value) is not int or not 0 <= value < limit:  # the common case is one comparison
             value = check_int(value, name, minimum=0)
             if value >= limit:

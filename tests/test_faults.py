@@ -90,13 +90,17 @@ def test_a_fit_inside_another_fits_callback_works():
     """Nested native fits (a callback training a second model) keep SIGINT handling sane."""
     x, y = small_data()
     inner = small_model(seed=5)
-    cb = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: inner.fit(x, y, epochs=1, verbose=0))
+    cb = callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: inner.fit(x, y, epochs=1, verbose=0)
+    )
     outer = small_model()
     outer.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
     assert outer.optimizer.iterations == inner.optimizer.iterations == 32
     import signal as _signal
 
-    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler  # python's handler is back
+    assert (
+        _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+    )  # python's handler is back
 
 
 def test_exception_in_a_batch_callback_propagates_and_leaves_the_model_consistent():

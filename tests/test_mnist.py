@@ -202,4 +202,6 @@ def test_two_processes_loading_at_once_leave_a_valid_cache(tmp_path):
         assert "(60000, 28, 28)" in out
     cache = Path(tmp_path / "cache" / "mnist.npz")
     assert_is_mnist(mnist._split(mnist._read_npz(cache)))
-    assert [p.name for p in cache.parent.iterdir()] == ["mnist.npz"]  # no temporary files left behind
+    assert [p.name for p in cache.parent.iterdir()] == [
+        "mnist.npz"
+    ]  # no temporary files left behind
