@@ -640,6 +640,24 @@ PYBIND11_MODULE(_core, mod) {
             py::arg("activation"), py::arg("accumulate") = false, py::arg("threads") = 0,
             "From dy (B, OUT) and the forward output y: dz = dy * act'(y); dw (IN, OUT) = x^T dz, "
             "db (OUT) = sum_b dz, dx (B, IN) = dz w^T (each overwritten, or accumulated); dx and db may be None.");
+    mod.def("adam_update_ref",
+            [](farr w, const farr& g, farr m, farr v, int64_t iterations, double lr, double l1, double l2,
+               double weight_decay) {
+                check_ndim(w, 1, "w");
+                check_writeable(w, "w");
+                check_same_1d(w, g, "g", false);
+                check_same_1d(w, m, "m", true);
+                check_same_1d(w, v, "v", true);
+                PYREG_CHECK(iterations >= 0, "iterations must be >= 0; got " << iterations);
+                OptimizerConfig cfg;
+                cfg.learning_rate = lr;
+                cfg.weight_decay = weight_decay;
+                adam_update_ref(w.mutable_data(), g.data(), m.mutable_data(), v.mutable_data(), (size_t)w.size(),
+                                iterations, cfg, (float)l1, (float)l2);
+            },
+            py::arg("w").noconvert(), py::arg("g").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
+            py::arg("iterations"), py::arg("learning_rate") = 1e-3, py::arg("l1") = 0.0, py::arg("l2") = 0.0,
+            py::arg("weight_decay") = 0.0, "Naive scalar reference of one Adam step (one thread), for tests.");
     mod.def("dropout_forward", &bind_dropout_forward, py::arg("x").noconvert(), py::arg("mask").noconvert(),
             py::arg("rate"), py::arg("seed"), py::arg("stream") = 0, py::arg("step") = 0, py::arg("threads") = 0,
             "Inverted dropout in place on x (B, OUT); mask (B, OUT) uint8 overwritten with the keep mask.");

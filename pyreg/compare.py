@@ -12,7 +12,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,6 @@ class Summary:
     keras_val_acc_std: float | None = None
     keras_gap: float | None = None
     keras_epoch_s: float | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def speedup(self) -> float | None:
@@ -167,9 +166,12 @@ def train_pyreg(kind: str, seed: int, data, cfg: CompareConfig, say) -> Run:
 def train_keras(kind: str, seed: int, data, cfg: CompareConfig, say) -> Run:
     from . import reference
 
-    model = reference.build_model(kind) if seed is None else _seeded_keras_model(kind, seed)
     run = reference.train_reference(
-        model, data, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=seed
+        _seeded_keras_model(kind, seed),
+        data,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        seed=seed,
     )
     for e, t in enumerate(run.epoch_times):
         say(f"  keras {kind} seed {seed}: epoch {e + 1}/{cfg.epochs}  val_accuracy {run.history['val_accuracy'][e]:.4f}"

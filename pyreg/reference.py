@@ -130,6 +130,11 @@ class ReferenceRun:
 class _EpochRecorder(keras.callbacks.Callback):
     """Times each epoch (training and validation) and records the hidden kernel's norm."""
 
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+        self.norms: list[float] = []
+
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
 
@@ -137,11 +142,6 @@ class _EpochRecorder(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._t0)
         hidden = next(layer for layer in self.model.layers if isinstance(layer, keras.layers.Dense))
         self.norms.append(float(np.linalg.norm(hidden.get_weights()[0])))
-
-    def __init__(self):
-        super().__init__()
-        self.times: list[float] = []
-        self.norms: list[float] = []
 
 
 def set_tf_threads(threads: int | None) -> None:

@@ -61,6 +61,18 @@ def test_adam_matches_numpy_transcription(trajectory, case):
     np.testing.assert_allclose(v, ref[2], rtol=1e-6, atol=1e-12)
 
 
+def test_adam_matches_the_naive_reference_kernel(trajectory):
+    from pyreg import _core
+
+    w0, grads = trajectory
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for t, g in enumerate(grads[:10]):
+        _core.adam_update_ref(w, g, m, v, t, l2=0.001, weight_decay=0.004)
+    fast = run_pyreg_adam(w0, grads[:10], l2=0.001, weight_decay=0.004)
+    for a, b in zip(fast, (w, m, v)):
+        np.testing.assert_array_equal(a, b)  # the same float32 sequence, vectorised or not
+
+
 def test_adam_thread_count_does_not_change_results(trajectory):
     w0, grads = trajectory
     one = run_pyreg_adam(w0, grads[:5], l2=0.001, threads=1)
