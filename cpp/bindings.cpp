@@ -489,7 +489,7 @@ struct SigintWatch {
 
 py::dict bind_train_epoch(Mlp& m, const farr& x, const iarr& y, size_t batch_size, bool shuffle, uint64_t epoch,
                           int threads, const std::string& sparse, const py::object& progress, double report_interval,
-                          bool stop_on_nonfinite) {
+                          bool stop_on_nonfinite, bool lookahead) {
     check_xy(m, x, &y, "x");
     PYREG_CHECK(batch_size > 0, "batch_size must be positive; got " << batch_size);
     PYREG_CHECK(x.shape(0) > 0, "x must contain at least one sample; got shape " << shape_str(x));
@@ -525,7 +525,7 @@ py::dict bind_train_epoch(Mlp& m, const farr& x, const iarr& y, size_t batch_siz
     {
         py::gil_scoped_release nogil;
         r = m.train_epoch(x.data(), y.data(), (size_t)x.shape(0), batch_size, shuffle, epoch, T, sm, fn,
-                          stop_on_nonfinite);
+                          stop_on_nonfinite, lookahead);
     }
     if (py_error) throw std::move(*py_error);
     py::dict d;
@@ -537,6 +537,7 @@ py::dict bind_train_epoch(Mlp& m, const farr& x, const iarr& y, size_t batch_siz
     d["nonfinite"] = r.nonfinite;
     d["nonfinite_step"] = r.nonfinite_step;
     d["sparse"] = r.used_sparse;
+    d["sweep"] = r.used_sweep;
     return d;
 }
 
@@ -742,10 +743,12 @@ PYBIND11_MODULE(_core, mod) {
         .def("train_epoch", &bind_train_epoch, py::arg("x").noconvert(), py::arg("y").noconvert(),
              py::arg("batch_size"), py::arg("shuffle") = true, py::arg("epoch") = 0, py::arg("threads") = 0,
              py::arg("sparse") = "auto", py::arg("progress") = py::none(), py::arg("report_interval") = 0.1,
-             py::arg("stop_on_nonfinite") = true,
+             py::arg("stop_on_nonfinite") = true, py::arg("lookahead") = true,
              "One epoch over x (N, IN) float32 and y (N,) int32, in C++ without the GIL. progress(step, steps, "
              "seen, loss, accuracy) is called at most every report_interval seconds and after the last batch; "
-             "returning False stops after the current batch. Ctrl-C stops within one batch (KeyboardInterrupt).")
+             "returning False stops after the current batch. Ctrl-C stops within one batch (KeyboardInterrupt). "
+             "lookahead: with sparse input, compute the next batch's first-layer output during this step's "
+             "update (same results); pass False when progress may change the weights.")
         .def("evaluate", &bind_evaluate, py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("batch_size") = 32,
              py::arg("threads") = 0, py::arg("sparse") = "auto", "(loss, accuracy) in inference mode.")
         .def("predict", &bind_predict, py::arg("x").noconvert(), py::arg("batch_size") = 32, py::arg("threads") = 0,

@@ -9,11 +9,34 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace pyreg {
+
+// an allocator that starts every buffer on a cache line: the trainer's buffers are split between
+// threads at 256-byte column boundaries and read in 64-byte vectors, so a buffer that malloc starts
+// 16 bytes into a line would make every vector load straddle two lines and neighbouring threads'
+// columns share lines.
+constexpr size_t kCacheLine = 64;
+template <class T>
+struct CacheAligned {
+    using value_type = T;
+    CacheAligned() = default;
+    template <class U>
+    CacheAligned(const CacheAligned<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(kCacheLine))); }
+    void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(kCacheLine)); }
+    template <class U>
+    bool operator==(const CacheAligned<U>&) const { return true; }
+    template <class U>
+    bool operator!=(const CacheAligned<U>&) const { return false; }
+};
+template <class T>
+using aligned_vector = std::vector<T, CacheAligned<T>>;
 
 // throws std::invalid_argument (python: ValueError) with a message built from stream pieces.
 #define PYREG_CHECK(cond, msg)                                   \

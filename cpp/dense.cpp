@@ -32,16 +32,6 @@ void act_backward_region(float* dz, const float* dy, const float* y, const uint8
     kernels().act_backward(i1 - i0, j0, j1, ld, dz + o, dy + o, y + o, mask ? mask + o : nullptr, scale, act);
 }
 
-// db (OUT) = (or +=) sum over b of dz (B, OUT), columns [c0, c1), summed in row order.
-void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size_t c1, bool accumulate) {
-    if (!db) return;
-    for (size_t j = c0; j < c1; ++j) {
-        float s = 0.0f;
-        for (size_t b = 0; b < B; ++b) s += dz[b * OUT + j];
-        db[j] = accumulate ? db[j] + s : s;
-    }
-}
-
 Act fused(Act act) { return act == Act::relu ? Act::relu : Act::linear; }
 
 // the columns p < k where any of rows [r0, r1) has a bit set, increasing; returns their count.
@@ -143,6 +133,15 @@ void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, W
 
 // ---------------------------------------------------------------------------------------------
 // backward
+
+void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size_t c1, bool accumulate) {
+    if (!db) return;
+    for (size_t j = c0; j < c1; ++j) {
+        float s = 0.0f;
+        for (size_t b = 0; b < B; ++b) s += dz[b * OUT + j];
+        db[j] = accumulate ? db[j] + s : s;
+    }
+}
 
 void activation_backward(float* dz, const float* dy, const float* y, const uint8_t* mask, float scale, size_t B,
                          size_t OUT, Act act) {

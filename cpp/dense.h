@@ -78,6 +78,9 @@ void dense_backward_params(WeightGrads dw, float* db, const float* dz, const flo
 void dense_backward_params_sparse(WeightGrads dw, float* db, const float* dz, SparseInput sp,
                                   const float* const* xrows, size_t B, bool accumulate);
 
+// db (OUT) = (or +=) the sum over b of dz (B, OUT), columns [c0, c1), summed in row order; no-op when db is null.
+void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size_t c1, bool accumulate);
+
 // dx (B, IN) = dz . w^T for this thread's columns of dx (its columns of the layer below), overwritten or
 // accumulated; reads every column of dz (barrier before). wt (OUT, IN) is scratch for w's transpose
 // (each thread fills and reads only its own columns). When y_in is given, dx is then turned into the

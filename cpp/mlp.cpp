@@ -12,6 +12,7 @@
 #include "loss.h"
 #include "parallel.h"
 #include "rng.h"
+#include "sweep.h"
 
 namespace pyreg {
 
@@ -41,23 +42,29 @@ bool needs_pre_dropout_copy(const LayerSpec& l) {
 struct Mlp::Workspace {
     size_t capacity = 0;  // rows
     bool training = false;
-    std::vector<std::vector<float>> act;    // per layer (rows, OUT_l): output, after dropout in training
-    std::vector<std::vector<float>> pre;    // per layer (rows, OUT_l): output before dropout (sigmoid/tanh only)
-    std::vector<std::vector<float>> grad;   // per layer (rows, OUT_l): d loss / d pre-activation
-    std::vector<std::vector<uint8_t>> mask; // per layer (rows, OUT_l): dropout keep-mask
-    std::vector<std::vector<float>> wt;     // per layer (OUT_l, IN_l): kernel transpose, l >= 1
+    std::vector<aligned_vector<float>> act;    // per layer (rows, OUT_l): output, after dropout in training
+    std::vector<aligned_vector<float>> pre;    // per layer (rows, OUT_l): output before dropout (sigmoid/tanh only)
+    std::vector<aligned_vector<float>> grad;   // per layer (rows, OUT_l): d loss / d pre-activation
+    std::vector<aligned_vector<uint8_t>> mask; // per layer (rows, OUT_l): dropout keep-mask
+    std::vector<aligned_vector<float>> wt;     // per layer (OUT_l, IN_l): kernel transpose, l >= 1
     std::vector<std::vector<const float*>> act_rows, grad_rows;  // per layer (rows) row pointers
     std::vector<const float*> x_rows;      // (rows) the input batch, pointing into the data set
-    std::vector<float> xin;                // (rows, IN) input copy when the input has dropout
-    std::vector<uint8_t> xin_mask;         // (rows, IN)
+    aligned_vector<float> xin;                // (rows, IN) input copy when the input has dropout
+    aligned_vector<uint8_t> xin_mask;         // (rows, IN)
     std::vector<const float*> xin_rows;    // (rows)
     size_t threads = 0;                    // thread slices in scratch
-    std::vector<uint64_t> row_bits;        // (rows, bit_words(IN)) sparse input: non-zero bitmaps
-    std::vector<uint64_t> group_rows;      // (feature groups, bit_words(rows)) sparse input, for dW
-    std::vector<uint32_t> scratch;         // (threads, max(IN, rows)) sparse input: index lists
-    std::vector<float> loss_rows;          // (rows)
-    std::vector<uint8_t> correct_rows;     // (rows)
+    aligned_vector<uint64_t> row_bits;        // (rows, bit_words(IN)) sparse input: non-zero bitmaps
+    aligned_vector<uint64_t> group_rows;      // (feature groups, bit_words(rows)) sparse input, for dW
+    aligned_vector<uint32_t> scratch;         // (threads, max(IN, rows)) sparse input: index lists
+    aligned_vector<float> loss_rows;          // (rows)
+    aligned_vector<uint8_t> correct_rows;     // (rows)
     std::vector<int32_t> labels;           // (rows)
+    // the fused first-layer sweep (sweep.h): the next batch, seen one step ahead, and scratch.
+    std::vector<const float*> x_rows_next;  // (rows)
+    std::vector<int32_t> labels_next;       // (rows)
+    aligned_vector<uint64_t> row_bits_next;    // (rows, bit_words(IN))
+    aligned_vector<uint64_t> col_bits;         // (IN, bit_words(rows)) this batch's non-zeros, by feature
+    aligned_vector<float> gbuf;                // (threads, kOptRows * kColBlock) weight-gradient rows
     SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
 };
 
@@ -79,13 +86,13 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
         kernel_off_.push_back(off);
         info_.push_back({off, {in, out}, "kernel", l});
         for (size_t c = 0; c < out; c += kColBlock)  // one segment per column panel
-            segments_.push_back({off + c * in, in * std::min(kColBlock, out - c), L.kernel_l1, L.kernel_l2, true, c, out});
+            segments_.push_back({off + c * in, in, std::min(kColBlock, out - c), L.kernel_l1, L.kernel_l2, true, c, out, l, false});
         off = align_up(off + in * out);
         bias_off_.push_back(off);
         if (L.use_bias) {
             info_.push_back({off, {out}, "bias", l});
             for (size_t c = 0; c < out; c += kColBlock)
-                segments_.push_back({off + c, std::min(kColBlock, out - c), L.bias_l1, L.bias_l2, true, c, out});
+                segments_.push_back({off + c, 1, std::min(kColBlock, out - c), L.bias_l1, L.bias_l2, true, c, out, l, true});
             off = align_up(off + out);
         }
     }
@@ -142,7 +149,7 @@ Mlp::~Mlp() = default;
 
 size_t Mlp::num_params() const {
     size_t n = 0;
-    for (const Segment& s : segments_) n += s.size;
+    for (const Segment& s : segments_) n += s.size();
     return n;
 }
 
@@ -205,6 +212,13 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
         for (size_t r = 0; r < rows; ++r) w.xin_rows[r] = w.xin.data() + r * IN;
     }
     w.row_bits.assign(rows * bit_words(IN), 0);
+    if (training) {
+        w.x_rows_next.assign(rows, nullptr);
+        w.labels_next.assign(rows, 0);
+        w.row_bits_next.assign(rows * bit_words(IN), 0);
+        w.col_bits.assign(IN * bit_words(rows), 0);
+        w.gbuf.assign((size_t)threads * kOptRows * kColBlock, 0.0f);
+    }
     w.group_rows.assign((IN + kFeatureGroup - 1) / kFeatureGroup * bit_words(rows), 0);
     w.scratch.assign((size_t)threads * std::max(IN, rows), 0);
     w.loss_rows.assign(rows, 0.0f);
@@ -218,7 +232,7 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
 // each phase below works on the columns its thread owns; a barrier separates a phase from the
 // next one that reads other threads' columns.
 
-void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse) {
+void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse, Fusion fusion) {
     const size_t L = spec_.layers.size(), IN = spec_.input_dim;
     const float* const* in_rows = ws.x_rows.data();
     if (training && spec_.input_dropout > 0.0) {
@@ -229,16 +243,20 @@ void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse) {
         in_rows = ws.xin_rows.data();
         team_barrier();
     }
-    if (sparse) {
+    if (sparse && !fusion.layer0_ready) {
         sparse_scan_rows(ws.sparse(), in_rows, rows, IN);
         team_barrier();
-        if (training) sparse_scan_groups(ws.sparse(), rows, IN);  // read by the backward, barriers later
     }
+    // the maps the weight gradient reads, after barriers to come
+    if (sparse && training && fusion.sweep) sparse_column_bits(ws.row_bits.data(), rows, IN, ws.col_bits.data());
+    else if (sparse && training) sparse_scan_groups(ws.sparse(), rows, IN);
     for (size_t l = 0; l < L; ++l) {
         const LayerSpec& S = spec_.layers[l];
         const Act act = S.act == Act::softmax ? Act::linear : S.act;  // softmax: in the loss or in predict
         float* y = ws.act[l].data();
-        if (l == 0 && sparse)
+        if (l == 0 && fusion.layer0_ready)
+            ;  // computed by the previous step's sweep
+        else if (l == 0 && sparse)
             dense_forward_sparse(y, ws.sparse(), in_rows, kernel(l), bias(l), rows, act);
         else
             dense_forward(y, in_rows, kernel(l), bias(l), rows, act);
@@ -258,10 +276,18 @@ void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse) {
 }
 
 // ends without a barrier: the owner of each gradient column goes straight on to its optimizer update.
-void Mlp::backward(Workspace& ws, size_t rows, bool sparse) {
+void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion, size_t next_rows) {
     const size_t L = spec_.layers.size();
     float* g = grads_.data();
     for (size_t l = L; l-- > 0;) {
+        if (l == 0 && fusion.sweep) {  // the sweep (train_epoch) takes layer 0 from here
+            if (L == 1 && next_rows > 0) {
+                scan_next_rows(ws, next_rows);
+                team_barrier();
+            }
+            mark(L + 2);
+            break;
+        }
         const LayerSpec& S = spec_.layers[l];
         const float* dz = ws.grad[l].data();
         const WeightGrads dw = kernel_grad(l);
@@ -283,6 +309,7 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse) {
         const uint8_t* mask_in = P.dropout > 0.0 ? ws.mask[l - 1].data() : nullptr;
         dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, false,
                              y_in, mask_in, P.dropout > 0.0 ? keep_scale(P.dropout) : 1.0f, P.act);
+        if (l == 1 && next_rows > 0) scan_next_rows(ws, next_rows);
         team_barrier();  // the layer below reads every column of its dz
         mark(L + 2 + l);
     }
@@ -291,9 +318,21 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse) {
 // ---------------------------------------------------------------------------------------------
 // one epoch
 
+void Mlp::scan_next_rows(Workspace& ws, size_t rows) {
+    SparseInput sp = ws.sparse();
+    sp.row_bits = ws.row_bits_next.data();
+    sparse_scan_rows(sp, ws.x_rows_next.data(), rows, spec_.input_dim);
+}
+
+bool Mlp::can_sweep(bool sparse) const {
+    const Act a0 = spec_.layers[0].act;
+    const bool linear_or_relu = a0 == Act::relu || a0 == Act::linear || (a0 == Act::softmax && spec_.layers.size() == 1);
+    return sparse && spec_.input_dropout == 0.0 && linear_or_relu;
+}
+
 EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
                               uint64_t epoch, int threads, SparseMode sparse_mode, const ProgressFn& progress,
-                             bool stop_on_nonfinite) {
+                             bool stop_on_nonfinite, bool lookahead) {
     PYREG_CHECK(batch_size > 0, "batch_size must be positive; got " << batch_size);
     PYREG_CHECK(N > 0, "cannot train on 0 samples");
     const size_t B = std::min(batch_size, N), IN = spec_.input_dim, K = classes();
@@ -314,22 +353,32 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     const size_t L = spec_.layers.size();
     if (clock_) clock_->start();
     // the master thread points the batch's rows into the data set (no copy) and gathers its labels.
-    auto set_batch = [&](size_t s) {
+    auto set_batch = [&](size_t s, std::vector<const float*>& rows_out, std::vector<int32_t>& labels_out) {
         const size_t b0 = s * B, rows = std::min(B, N - b0);
         for (size_t r = 0; r < rows; ++r) {
             const size_t i = perm_[b0 + r];
-            ws.x_rows[r] = x + i * IN;
-            ws.labels[r] = y[i];
+            rows_out[r] = x + i * IN;
+            labels_out[r] = y[i];
         }
     };
+    // the sweep (sweep.h) fuses layer 0's gradient and update, and with lookahead the next batch's
+    // layer-0 forward: the next batch is then set, scanned and half computed one step ahead.
+    const bool sweep = can_sweep(sparse);
+    lookahead = lookahead && sweep;
+    res.used_sweep = sweep;
+    const Act act0 = spec_.layers[0].act == Act::relu ? Act::relu : Act::linear;
     run_team(T, [&] {
         const bool master = team_rank() == 0;
-        if (master) set_batch(0);
+        if (master) set_batch(0, ws.x_rows, ws.labels);
         team_barrier();
+        bool layer0_ready = false;  // the previous step's sweep computed this batch's layer-0 output
         for (size_t s = 0; s < steps; ++s) {
             const size_t rows = std::min(B, N - s * B);
+            const size_t next_rows = lookahead && s + 1 < steps ? std::min(B, N - (s + 1) * B) : 0;
             mark(0);
-            forward(ws, rows, true, sparse);
+            // read from the backward on, after barriers
+            if (master && next_rows > 0) set_batch(s + 1, ws.x_rows_next, ws.labels_next);
+            forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready});
             softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act.back().data(),
                          ws.labels.data(), rows, K, 1.0f / (float)rows);
             team_barrier();
@@ -353,8 +402,17 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             mark(1 + L);
             if (bad) break;  // before any update: the weights stay as they were
             const OptCoef coef = step_coefficients(opt_, iterations_);
-            backward(ws, rows, sparse);
-            optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data());
+            backward(ws, rows, sparse, Fusion{sweep, layer0_ready}, next_rows);
+            if (sweep) {
+                const SweepLayer layer{IN, spec_.layers[0].units, act0, ws.act[0].data(), ws.grad[0].data()};
+                const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};
+                const SweepBatch nxt{next_rows, ws.x_rows_next.data(), ws.row_bits_next.data()};
+                first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,
+                                  cur, nxt, ws.gbuf.data() + (size_t)team_rank() * kOptRows * kColBlock);
+                mark(L + 2);
+            }
+            optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
+                           sweep ? 0 : -1);
             team_barrier();
             mark(2 + 2 * L);
             if (master) {
@@ -375,8 +433,15 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                         stop = true;
                     }
                 }
-                if (!stop && s + 1 < steps) set_batch(s + 1);
+                if (!stop && next_rows > 0) {  // the batch set, scanned and begun during this step
+                    std::swap(ws.x_rows, ws.x_rows_next);
+                    std::swap(ws.labels, ws.labels_next);
+                    std::swap(ws.row_bits, ws.row_bits_next);
+                } else if (!stop && s + 1 < steps) {
+                    set_batch(s + 1, ws.x_rows, ws.labels);
+                }
             }
+            layer0_ready = next_rows > 0;
             team_barrier();
             mark(3 + 2 * L);
             if (stop) break;
@@ -407,7 +472,7 @@ void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size
             if (master)
                 for (size_t r = 0; r < rows; ++r) ws.x_rows[r] = x + (c0 + r) * IN;
             team_barrier();
-            forward(ws, rows, false, sparse);
+            forward(ws, rows, false, sparse, Fusion{});
             const float* logits = ws.act[L - 1].data();
             if (y) {
                 softmax_xent(nullptr, ws.loss_rows.data(), ws.correct_rows.data(), logits, y + c0, rows, K, 1.0f);

@@ -57,6 +57,7 @@ struct EpochResult {
     bool nonfinite = false;     // a batch loss was NaN or Inf; that batch's update was not applied
     size_t nonfinite_step = 0;  // its index in the epoch
     bool used_sparse = false;
+    bool used_sweep = false;  // layer 0 went through the fused sweep (sweep.h)
 };
 
 struct EvalResult {
@@ -92,14 +93,17 @@ class Mlp {
     uint64_t dropout_step() const { return dropout_step_; }
     void set_dropout_step(uint64_t s) { dropout_step_ = s; }
     // moments as (P) arrays; empty when the optimizer has none.
-    std::vector<float>& opt_m() { return m_; }
-    std::vector<float>& opt_v() { return v_; }
-    std::vector<float>& opt_vhat() { return vhat_; }
+    aligned_vector<float>& opt_m() { return m_; }
+    aligned_vector<float>& opt_v() { return v_; }
+    aligned_vector<float>& opt_vhat() { return vhat_; }
 
     // one epoch over x (N, IN) float32 with labels y (N) in [0, K). shuffling uses (seed, epoch).
+    // with sparse input, layer 0's gradient, update and (lookahead) the next batch's layer-0 output
+    // are fused into one sweep (sweep.h); lookahead needs a progress function that leaves the weights
+    // alone (it runs after the next batch's layer-0 output is computed). results are the same either way.
     EpochResult train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
                             uint64_t epoch, int threads, SparseMode sparse, const ProgressFn& progress,
-                            bool stop_on_nonfinite);
+                            bool stop_on_nonfinite, bool lookahead = true);
 
     // loss (mean cross-entropy + regularisation penalty) and accuracy, inference mode.
     EvalResult evaluate(const float* x, const int32_t* y, size_t N, size_t batch_size, int threads,
@@ -127,8 +131,14 @@ class Mlp {
   private:
     struct Workspace;  // per-batch buffers, sized for one batch size
     void ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool training, int threads);
-    void forward(Workspace& ws, size_t rows, bool training, bool sparse);
-    void backward(Workspace& ws, size_t rows, bool sparse);
+    struct Fusion {
+        bool sweep = false;         // layer 0's backward and update are left to first_layer_sweep
+        bool layer0_ready = false;  // layer 0's output was computed by the previous step's sweep
+    };
+    void forward(Workspace& ws, size_t rows, bool training, bool sparse, Fusion fusion);
+    void backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion, size_t next_rows);
+    void scan_next_rows(Workspace& ws, size_t rows);  // team-aware: the next batch's row bitmaps
+    bool can_sweep(bool sparse) const;
     void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                    bool sparse, double* loss_sum, size_t* correct);
 
@@ -147,7 +157,7 @@ class Mlp {
     std::vector<size_t> kernel_off_, bias_off_;
     std::vector<ParamInfo> info_;
     std::vector<Segment> segments_;
-    std::vector<float> params_, grads_, m_, v_, vhat_;
+    aligned_vector<float> params_, grads_, m_, v_, vhat_;
     std::vector<double> penalty_segments_;
     std::vector<uint32_t> perm_;
     OptimizerConfig opt_;

@@ -31,31 +31,33 @@ OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations) {
     return c;
 }
 
-double update_block(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g,
-                    OptimizerState st, size_t o, size_t n) {
+void update_rows(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g_rows,
+                 OptimizerState st, size_t r0, size_t r1, double* sum_sq, double* sum_abs) {
     const KernelTable& K = kernels();
     OptCoef c = coef;
     c.l1 = seg.l1;
     c.l2 = seg.l2;
     if (!seg.decay) c.wd = 0.0f;
-    double sq = 0.0, ab = 0.0;
+    const size_t o = seg.offset + r0 * seg.cols, n = seg.cols;
     if (cfg.kind == OptKind::adam)
-        K.adam(1, n, n, w + o, g + o, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
+        K.adam(r1 - r0, n, n, w + o, g_rows, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, sum_sq, sum_abs);
     else
-        K.sgd(1, n, n, w + o, g + o, st.m ? st.m + o : nullptr, c, &sq, &ab);
-    return (double)seg.l1 * ab + (double)seg.l2 * sq;
+        K.sgd(r1 - r0, n, n, w + o, g_rows, st.m ? st.m + o : nullptr, c, sum_sq, sum_abs);
 }
 
 void optimizer_step(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments, float* w,
-                    const float* g, OptimizerState st, double* penalty_segments, size_t chunk) {
+                    const float* g, OptimizerState st, double* penalty_segments, long skip_layer) {
     for (size_t s = 0; s < segments.size(); ++s) {
         const Segment& seg = segments[s];
+        if ((long)seg.layer == skip_layer) continue;
         const Range mine = owned_cols(seg.layer_width);
         if (seg.owner_col < mine.begin || seg.owner_col >= mine.end) continue;  // another thread's columns
-        double pen = 0.0;
-        for (size_t o = 0; o < seg.size; o += chunk)
-            pen += update_block(cfg, coef, seg, w, g, st, seg.offset + o, std::min(chunk, seg.size - o));
-        penalty_segments[s] = pen;
+        double sq = 0.0, ab = 0.0;
+        for (size_t r = 0; r < seg.rows; r += kOptRows) {
+            const size_t r1 = std::min(seg.rows, r + kOptRows);
+            update_rows(cfg, coef, seg, w, g + seg.offset + r * seg.cols, st, r, r1, &sq, &ab);
+        }
+        penalty_segments[s] = segment_penalty(seg, sq, ab);
     }
 }
 
@@ -80,7 +82,7 @@ double penalty(const std::vector<Segment>& segments, const float* w) {
     for (const Segment& seg : segments) {
         if (seg.l1 == 0.0f && seg.l2 == 0.0f) continue;
         double sq = 0.0, ab = 0.0;
-        for (size_t i = seg.offset; i < seg.offset + seg.size; ++i) {
+        for (size_t i = seg.offset; i < seg.offset + seg.size(); ++i) {
             const double x = w[i];
             sq += x * x;
             ab += std::fabs(x);

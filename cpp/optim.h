@@ -32,14 +32,21 @@ struct OptimizerConfig {
 };
 
 // a contiguous part of the arena with one regularisation setting and one owner: a column panel of a
-// layer's kernel, or a column block of its bias. its owner is the thread that owns column owner_col
-// of a layer_width-wide layer (parallel.h), the same thread that computes its gradient.
+// layer's kernel (rows = IN, cols = its width), or a column block of its bias (one row). its owner is
+// the thread that owns column owner_col of a layer_width-wide layer (parallel.h), the same thread that
+// computes its gradient.
 struct Segment {
-    size_t offset, size;
+    size_t offset, rows, cols;  // rows * cols parameters, row-major, row stride cols
     float l1, l2;
     bool decay;  // decoupled weight decay applies (keras applies it to every trainable variable)
-    size_t owner_col, layer_width;
+    size_t owner_col, layer_width, layer;
+    bool is_bias;
+    size_t size() const { return rows * cols; }
 };
+
+// rows per optimizer call: a segment is updated in calls of kOptRows rows, so the trainer's fused
+// first-layer sweep (sweep.h), which updates kOptRows rows at a time, sums the same penalty.
+constexpr size_t kOptRows = 64;
 
 // optimizer state arrays, each (P), laid out like the parameter arena; null when unused.
 struct OptimizerState {
@@ -51,16 +58,21 @@ struct OptimizerState {
 // the step's coefficients in float32 exactly as keras casts them (iterations = steps taken so far).
 OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations);
 
-// updates n parameters at offset o of segment seg (w, g and the state share the arena layout);
-// returns the penalty l1*sum|w| + l2*sum(w^2) of the updated values.
-double update_block(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g,
-                    OptimizerState st, size_t o, size_t n);
+// updates rows [r0, r1) of segment seg, whose gradient rows start at g_rows (row stride seg.cols; the
+// arena itself or a scratch buffer); w and the state share the arena layout. adds sum(w^2) and
+// sum(|w|) of the updated values to *sum_sq and *sum_abs (see KernelTable::adam).
+void update_rows(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g_rows,
+                 OptimizerState st, size_t r0, size_t r1, double* sum_sq, double* sum_abs);
+// a segment's penalty from its sums.
+inline double segment_penalty(const Segment& seg, double sum_sq, double sum_abs) {
+    return (double)seg.l1 * sum_abs + (double)seg.l2 * sum_sq;
+}
 
-// one step over every segment this thread owns, in chunks of `chunk` parameters;
-// penalty_segments[s] gets segment s's penalty (its chunks summed in order), so it is the same for
-// any thread count. team-aware, no barrier.
+// one step over every segment this thread owns (but those of layer skip_layer; -1: none), kOptRows
+// rows per call; penalty_segments[s] gets segment s's penalty, the same for any thread count.
+// team-aware, no barrier.
 void optimizer_step(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments, float* w,
-                    const float* g, OptimizerState st, double* penalty_segments, size_t chunk = 8192);
+                    const float* g, OptimizerState st, double* penalty_segments, long skip_layer = -1);
 
 // one step on a flat array of n parameters with one regularisation setting (the standalone kernel):
 // threads split [0, n) in whole vectors. team-aware, no barrier.

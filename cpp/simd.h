@@ -60,8 +60,9 @@ struct KernelTable {
     void (*nonzero_bits)(const float* x, size_t k, uint64_t* bits);
 
     // adam over a (rows, cols) block of parameters with row stride ld, one pass: w, m, v (and vhat
-    // when amsgrad) updated in place. also returns sum(w^2) and sum(|w|) of the updated weights
-    // (the next step's penalty), summed per vector lane then in lane order.
+    // when amsgrad) updated in place. also adds sum(w^2) and sum(|w|) of the updated weights (the
+    // next step's penalty) to *sum_sq and *sum_abs: summed per vector lane, then in lane order into
+    // the doubles every 64 rows and at the end.
     void (*adam)(size_t rows, size_t cols, size_t ld, float* w, const float* g, float* m, float* v, float* vhat,
                  const OptCoef& c, double* sum_sq, double* sum_abs);
     // sgd with optional (nesterov) momentum on the same kind of block; mom may be null when momentum == 0.
@@ -72,6 +73,18 @@ struct KernelTable {
     // when philox_word(seed, stream, step, e) < keep_threshold, then scale it; mask gets 1/0 there.
     void (*dropout_forward)(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
                             uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale);
+
+    // the first layer's sweep (sweep.h), on `width` columns:
+    // g (p1 - p0, width), row stride ldg, = rows p0 .. p1-1 of the weight gradient x^T . dz, where
+    // cols (IN, bw words) has bit r of feature p set when x_r[p] != 0; each row sums over those r increasing.
+    void (*sparse_weight_grad)(size_t p0, size_t p1, size_t width, const uint64_t* cols, size_t bw,
+                               const float* const* xrows, const float* dz, size_t ldz, float* g, size_t ldg);
+    // y (rows, width), row stride ldy: adds features [p0, p1) of x . w to y (to 0 when first), over the
+    // bits set in each row's bitmap (bits + r * words) in increasing order; w row p is w + p*ldw. on the
+    // last chunk y = act(y + bias) with act linear or relu: equal to gemm_nn over all chunks at once.
+    void (*sparse_forward_chunk)(size_t rows, size_t width, size_t p0, size_t p1, const uint64_t* bits, size_t words,
+                                 const float* const* xrows, const float* w, size_t ldw, const float* bias, Act act,
+                                 bool first, bool last, float* y, size_t ldy);
 };
 
 // the tables compiled into this build (null when an instruction set was not compiled in).

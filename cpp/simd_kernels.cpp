@@ -285,12 +285,11 @@ inline void flush(vf& sq, vf& ab, double* sum_sq, double* sum_abs) {
 }
 
 // calls body(offset, count) over a (rows, cols) block with row stride ld, in whole vectors, then the
-// partial tail of each row; the lane sums are flushed into the doubles every 64 rows and at the end.
+// partial tail of each row; the lane sums are added to the doubles every 64 rows and at the end (so a
+// block cut into calls of 64 rows sums exactly as one call: optim.h's kOptRows).
 template <class Body>
 inline void for_vectors(size_t rows, size_t cols, size_t ld, double* sum_sq, double* sum_abs, Body body) {
     vf sq = {}, ab = {};
-    *sum_sq = 0.0;
-    *sum_abs = 0.0;
     for (size_t r = 0; r < rows; ++r) {
         const size_t o = r * ld;
         size_t j = 0;
@@ -490,11 +489,120 @@ void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, 
                            keep_threshold, scale);
 }
 
+// ---------------------------------------------------------------------------------------------
+// the first layer's sweep (sweep.h): weight gradient rows from a column-major sparsity map, and a
+// chunk of features' contribution to the next batch's forward. both sum in the same order as the
+// gemm kernels above (over increasing batch rows, over increasing features), so results are equal.
+
+inline size_t ctz64(uint64_t u) { return (size_t)__builtin_ctzll(u); }
+
+// g rows [0, p1 - p0) of one column tile: g(p, :) = sum over the rows r set in cols[p] of x_r[p] * dz(r, :).
+template <int V, bool PART>
+inline void wgrad_tile(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
+                       const float* dz, size_t ldz, float* g, size_t ldg, int nlast) {
+    for (size_t p = p0; p < p1; ++p) {
+        vf acc[V];
+        for (int v = 0; v < V; ++v) acc[v] = vf{};
+        const uint64_t* cm = cols + p * bw;
+        for (size_t w = 0; w < bw; ++w)
+            for (uint64_t u = cm[w]; u; u &= u - 1) {
+                const size_t r = w * 64 + ctz64(u);
+                const vf a = vset1(xrows[r][p]);
+                const float* d = dz + r * ldz;
+                for (int v = 0; v < V; ++v)
+                    acc[v] = vfma(a, (PART && v == V - 1) ? vloadn(d + v * VW, nlast) : vload(d + v * VW), acc[v]);
+            }
+        float* gr = g + (p - p0) * ldg;
+        for (int v = 0; v < V; ++v) {
+            if (PART && v == V - 1) vstoren(gr + v * VW, acc[v], nlast);
+            else vstore(gr + v * VW, acc[v]);
+        }
+    }
+}
+
+// calls tile<V, PART>(column offset, nlast) over `width` columns in tiles of NV vectors.
+template <template <int, bool> class Tile, class... Args>
+inline void over_column_tiles(size_t width, Args&&... args) {
+    constexpr size_t NR = (size_t)NV * VW;
+    size_t j = 0;
+    for (; j + NR <= width; j += NR) Tile<NV, false>::run(j, VW, args...);
+    const size_t rem = width - j;
+    if (rem == 0) return;
+    const int nvec = (int)((rem + VW - 1) / VW), nlast = (int)(rem - (size_t)(nvec - 1) * VW);
+    switch (nvec) {  // 1 <= nvec <= NV <= 4 on every isa
+        case 1: Tile<1, true>::run(j, nlast, args...); break;
+        case 2: if constexpr (NV >= 2) Tile<2, true>::run(j, nlast, args...); break;
+        case 3: if constexpr (NV >= 3) Tile<3, true>::run(j, nlast, args...); break;
+        case 4: if constexpr (NV >= 4) Tile<4, true>::run(j, nlast, args...); break;
+        default: break;
+    }
+}
+
+template <int V, bool PART>
+struct WgradTile {
+    static void run(size_t j, int nlast, size_t p0, size_t p1, const uint64_t* cols, size_t bw,
+                    const float* const* xrows, const float* dz, size_t ldz, float* g, size_t ldg) {
+        wgrad_tile<V, PART>(p0, p1, cols, bw, xrows, dz + j, ldz, g + j, ldg, nlast);
+    }
+};
+
+void sparse_weight_grad(size_t p0, size_t p1, size_t width, const uint64_t* cols, size_t bw, const float* const* xrows,
+                        const float* dz, size_t ldz, float* g, size_t ldg) {
+    over_column_tiles<WgradTile>(width, p0, p1, cols, bw, xrows, dz, ldz, g, ldg);
+}
+
+// rows of y, one column tile: y = (first ? 0 : y) + sum over the set features p in [p0, p1) of row r
+// of x_r[p] * w(p, :); on the last chunk then y = act(y + bias).
+template <int V, bool PART>
+struct ForwardTile {
+    static void run(size_t j, int nlast, size_t rows, size_t p0, size_t p1, const uint64_t* bits, size_t words,
+                    const float* const* xrows, const float* w, size_t ldw, const float* bias, int mode, bool first,
+                    float* y, size_t ldy) {
+        auto load = [&](const float* p) { return PART ? vloadn(p, nlast) : vload(p); };
+        auto lv = [&](int v, const float* p) { return (PART && v == V - 1) ? load(p) : vload(p); };
+        const size_t w0 = p0 / 64, w1 = (p1 + 63) / 64;
+        for (size_t r = 0; r < rows; ++r) {
+            float* yr = y + r * ldy + j;
+            vf acc[V];
+            for (int v = 0; v < V; ++v) acc[v] = first ? vf{} : lv(v, yr + v * VW);
+            const float* xr = xrows[r];
+            for (size_t wd = w0; wd < w1; ++wd) {
+                uint64_t u = bits[r * words + wd];
+                if (wd * 64 < p0) u &= ~0ull << (p0 - wd * 64);
+                if (wd * 64 + 64 > p1) u &= (p1 - wd * 64 >= 64) ? ~0ull : ((1ull << (p1 - wd * 64)) - 1);
+                for (; u; u &= u - 1) {
+                    const size_t p = wd * 64 + ctz64(u);
+                    const vf a = vset1(xr[p]);
+                    const float* wp = w + p * ldw + j;
+                    for (int v = 0; v < V; ++v) acc[v] = vfma(a, lv(v, wp + v * VW), acc[v]);
+                }
+            }
+            for (int v = 0; v < V; ++v) {
+                vf out = acc[v];
+                if (mode != 0) {  // the last chunk: the gemm epilogue (tile_store), bias then relu
+                    out = out + (bias ? lv(v, bias + j + v * VW) : vf{});
+                    if (mode == 2) out = vrelu(out);
+                }
+                if (PART && v == V - 1) vstoren(yr + v * VW, out, nlast);
+                else vstore(yr + v * VW, out);
+            }
+        }
+    }
+};
+
+void sparse_forward_chunk(size_t rows, size_t width, size_t p0, size_t p1, const uint64_t* bits, size_t words,
+                          const float* const* xrows, const float* w, size_t ldw, const float* bias, Act act,
+                          bool first, bool last, float* y, size_t ldy) {
+    const int mode = last ? (act == Act::relu ? 2 : 1) : 0;
+    over_column_tiles<ForwardTile>(width, rows, p0, p1, bits, words, xrows, w, ldw, bias, mode, first, y, ldy);
+}
+
 }  // namespace
 
 const KernelTable* table() {
     static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, act_backward,
-                                  nonzero_bits, adam, sgd, dropout_forward};
+                                  nonzero_bits, adam, sgd, dropout_forward,
+                                  sparse_weight_grad, sparse_forward_chunk};
     return &t;
 }
 

@@ -487,8 +487,9 @@ class Sequential:
                 return not self.stop_training
 
             interval = 0.0 if wants_batches else (0.05 if bar.live else 0.5)
+            # batch hooks may change the weights: no first-layer lookahead past them (sweep.h)
             res = self._mlp.train_epoch(xf, yl, batch_size, shuffle, self._epochs_seen, threads, sparse, progress,
-                                        interval, terminate_on_nan)  # fmt: skip
+                                        interval, terminate_on_nan, lookahead=not wants_batches)  # fmt: skip
             self._epochs_seen += 1
             logs = self._logs(res["loss"], res["accuracy"])
             if res["nonfinite"]:

@@ -1,0 +1,65 @@
+// sweep.cpp: the first layer's fused gradient, update and next-batch forward (sweep.h).
+#include "sweep.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dense.h"
+#include "parallel.h"
+#include "simd.h"
+
+namespace pyreg {
+
+void sparse_column_bits(const uint64_t* row_bits, size_t B, size_t IN, uint64_t* cols) {
+    const size_t words = bit_words(IN), bw = bit_words(B);
+    const Range mine = my_units(words);
+    if (mine.begin == mine.end) return;
+    const size_t p0 = mine.begin * 64, p1 = std::min(IN, mine.end * 64);
+    std::memset(cols + p0 * bw, 0, (p1 - p0) * bw * sizeof(uint64_t));
+    for (size_t r = 0; r < B; ++r) {
+        const uint64_t bit = 1ull << (r % 64);
+        uint64_t* col_word = cols + r / 64;
+        for (size_t w = mine.begin; w < mine.end; ++w)
+            for (uint64_t u = row_bits[r * words + w]; u; u &= u - 1)
+                col_word[(w * 64 + (size_t)__builtin_ctzll(u)) * bw] |= bit;
+    }
+}
+
+void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments,
+                       float* w, OptimizerState st, double* penalty_segments, const SweepLayer& layer,
+                       const SweepBatch& cur, const SweepBatch& next, float* gbuf) {
+    const KernelTable& K = kernels();
+    const Range mine = owned_cols(layer.out);
+    auto owned = [&](const Segment& s) { return s.layer == 0 && s.owner_col >= mine.begin && s.owner_col < mine.end; };
+    const float* bias = nullptr;
+    for (size_t s = 0; s < segments.size(); ++s) {  // the biases: db, then their update
+        const Segment& seg = segments[s];
+        if (!seg.is_bias || seg.layer != 0) continue;
+        bias = w + seg.offset - seg.owner_col;
+        if (!owned(seg)) continue;
+        bias_grad(gbuf, layer.dz + seg.owner_col, cur.rows, layer.out, 0, seg.cols, false);
+        double sq = 0.0, ab = 0.0;
+        update_rows(cfg, coef, seg, w, gbuf, st, 0, 1, &sq, &ab);
+        penalty_segments[s] = segment_penalty(seg, sq, ab);
+    }
+    const size_t bw = bit_words(cur.rows), words = bit_words(layer.in);
+    for (size_t s = 0; s < segments.size(); ++s) {  // the kernel panels, kOptRows rows at a time
+        const Segment& seg = segments[s];
+        if (seg.is_bias || !owned(seg)) continue;
+        const size_t j0 = seg.owner_col, width = seg.cols;
+        const float* panel = w + seg.offset;  // (in, width), row-major
+        double sq = 0.0, ab = 0.0;
+        for (size_t r0 = 0; r0 < seg.rows; r0 += kOptRows) {
+            const size_t r1 = std::min(seg.rows, r0 + kOptRows);
+            K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
+            update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
+            if (next.rows > 0)
+                K.sparse_forward_chunk(next.rows, width, r0, r1, next.bits, words, next.xrows, panel, width,
+                                       bias ? bias + j0 : nullptr, layer.act, r0 == 0, r1 == seg.rows,
+                                       layer.y_next + j0, layer.out);
+        }
+        penalty_segments[s] = segment_penalty(seg, sq, ab);
+    }
+}
+
+}  // namespace pyreg
