@@ -115,7 +115,8 @@ class Mlp {
     double penalty() const;
 
     // per-phase wall time of train_epoch, accumulated while profiling is on (master thread, barrier to
-    // barrier): names "setup", "forward_<l>", "loss", "backward_<l>", "optimizer", "report".
+    // barrier): names "setup", "forward_<l>", "loss", "backward_<l>", "optimizer", "report". with the
+    // sweep (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output.
     void set_profiling(bool on);
     std::vector<std::pair<std::string, double>> profile() const;
 
