@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "dropout.h"
+#include "fpenv.h"
 #include "loss.h"
 #include "parallel.h"
 #include "rng.h"
@@ -61,6 +62,7 @@ struct Mlp::Workspace {
     std::vector<int32_t> labels;           // (rows)
     // the fused first-layer sweep (sweep.h): the next batch, seen one step ahead, and scratch.
     std::vector<const float*> x_rows_next;  // (rows)
+    std::vector<const float*> x_rows_ahead; // (rows) the batch after next: prefetched by the sweep
     std::vector<int32_t> labels_next;       // (rows)
     aligned_vector<uint64_t> row_bits_next;    // (rows, bit_words(IN))
     aligned_vector<uint64_t> col_bits;         // (IN, bit_words(rows)) this batch's non-zeros, by feature
@@ -214,6 +216,7 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
     w.row_bits.assign(rows * bit_words(IN), 0);
     if (training) {
         w.x_rows_next.assign(rows, nullptr);
+        w.x_rows_ahead.assign(rows, nullptr);
         w.labels_next.assign(rows, 0);
         w.row_bits_next.assign(rows * bit_words(IN), 0);
         w.col_bits.assign(IN * bit_words(rows), 0);
@@ -368,6 +371,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     res.used_sweep = sweep;
     const Act act0 = spec_.layers[0].act == Act::relu ? Act::relu : Act::linear;
     run_team(T, [&] {
+        const FlushDenormals ftz;  // as tensorflow's cpu kernels (fpenv.h)
         const bool master = team_rank() == 0;
         if (master) set_batch(0, ws.x_rows, ws.labels);
         team_barrier();
@@ -377,7 +381,10 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             const size_t next_rows = lookahead && s + 1 < steps ? std::min(B, N - (s + 1) * B) : 0;
             mark(0);
             // read from the backward on, after barriers
+            const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
             if (master && next_rows > 0) set_batch(s + 1, ws.x_rows_next, ws.labels_next);
+            if (master)
+                for (size_t r = 0; r < ahead_rows; ++r) ws.x_rows_ahead[r] = x + (size_t)perm_[(s + 2) * B + r] * IN;
             forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready});
             softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act.back().data(),
                          ws.labels.data(), rows, K, 1.0f / (float)rows);
@@ -407,8 +414,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 const SweepLayer layer{IN, spec_.layers[0].units, act0, ws.act[0].data(), ws.grad[0].data()};
                 const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};
                 const SweepBatch nxt{next_rows, ws.x_rows_next.data(), ws.row_bits_next.data()};
+                const SweepBatch ahead{ahead_rows, ws.x_rows_ahead.data(), nullptr};
                 first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,
-                                  cur, nxt, ws.gbuf.data() + (size_t)team_rank() * kOptRows * kColBlock);
+                                  cur, nxt, ahead, ws.gbuf.data() + (size_t)team_rank() * kOptRows * kColBlock);
                 mark(L + 2);
             }
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
@@ -466,6 +474,7 @@ void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size
     double ls = 0.0;
     size_t cs = 0;
     run_team(T, [&] {
+        const FlushDenormals ftz;
         const bool master = team_rank() == 0;
         for (size_t c0 = 0; c0 < N; c0 += C) {
             const size_t rows = std::min(C, N - c0);

@@ -27,9 +27,26 @@ void sparse_column_bits(const uint64_t* row_bits, size_t B, size_t IN, uint64_t*
 
 void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments,
                        float* w, OptimizerState st, double* penalty_segments, const SweepLayer& layer,
-                       const SweepBatch& cur, const SweepBatch& next, float* gbuf) {
+                       const SweepBatch& cur, const SweepBatch& next, const SweepBatch& ahead, float* gbuf) {
     const KernelTable& K = kernels();
     const Range mine = owned_cols(layer.out);
+    // prefetch plan: this thread's rows of the batch after next, spread evenly over its chunks
+    constexpr size_t kLineFloats = kCacheLine / sizeof(float);
+    const Range ahead_rows = my_units(ahead.rows);
+    const size_t lines_per_row = (layer.in + kLineFloats - 1) / kLineFloats;
+    const size_t lines_total = (ahead_rows.end - ahead_rows.begin) * lines_per_row;
+    size_t chunks_total = 0;
+    for (const Segment& seg : segments)
+        if (!seg.is_bias && seg.layer == 0 && seg.owner_col >= mine.begin && seg.owner_col < mine.end)
+            chunks_total += (seg.rows + kOptRows - 1) / kOptRows;
+    const size_t lines_per_chunk = chunks_total ? (lines_total + chunks_total - 1) / chunks_total : 0;
+    size_t line = 0;
+    auto prefetch_some = [&] {
+        for (size_t i = 0; i < lines_per_chunk && line < lines_total; ++i, ++line) {
+            const float* row = ahead.xrows[ahead_rows.begin + line / lines_per_row];
+            __builtin_prefetch(row + (line % lines_per_row) * kLineFloats, 0, 2);
+        }
+    };
     auto owned = [&](const Segment& s) { return s.layer == 0 && s.owner_col >= mine.begin && s.owner_col < mine.end; };
     const float* bias = nullptr;
     for (size_t s = 0; s < segments.size(); ++s) {  // the biases: db, then their update
@@ -51,6 +68,7 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
         double sq = 0.0, ab = 0.0;
         for (size_t r0 = 0; r0 < seg.rows; r0 += kOptRows) {
             const size_t r1 = std::min(seg.rows, r0 + kOptRows);
+            prefetch_some();
             K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
             update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
             if (next.rows > 0)
