@@ -599,3 +599,24 @@ def test_repr_and_config():
     assert [c["class_name"] for c in cfg["layers"]] == ["Flatten", "Dense", "Dropout", "Dense"]
     assert cfg["layers"][2]["config"]["rate"] == 0.5
     assert pyreg.regularizers.l2(0.001) == regularizers.L2(0.001)
+
+
+def test_training_flushes_denormals_as_tensorflow_and_restores_ieee_after():
+    """TensorFlow's CPU kernels flush denormals to zero, so keras' fit never holds one; the trainer
+    does the same, and leaves the caller's floating-point state as it was."""
+    x = np.zeros((8, 3), np.float32)  # zero inputs: zero kernel gradient, so only the decay moves w
+    y = np.zeros(8, np.int64)
+    utils.set_random_seed(0)
+    model = models.Sequential([layers.Input(shape=(3,)), layers.Dense(2, activation="softmax")])
+    model.compile(
+        optimizer=optimizers.AdamW(learning_rate=0.1, weight_decay=0.5),
+        loss="sparse_categorical_crossentropy",
+    )
+    w = model.get_weights()
+    w[0][:] = np.float32(2e-38)
+    model.set_weights(w)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    # keras' decay w - w * wd * lr: the product 1e-39 is a denormal, flushed, so w stays (ieee: 1.9e-38)
+    np.testing.assert_array_equal(model.get_weights()[0], np.float32(2e-38))
+    tiny = np.array([1e-38], np.float32) * np.float32(0.5)
+    assert tiny[0] > 0  # this thread's denormals are back
