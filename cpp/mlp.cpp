@@ -66,7 +66,7 @@ struct Mlp::Workspace {
     std::vector<int32_t> labels_next;       // (rows)
     aligned_vector<uint64_t> row_bits_next;    // (rows, bit_words(IN))
     aligned_vector<uint64_t> col_bits;         // (IN, bit_words(rows)) this batch's non-zeros, by feature
-    aligned_vector<float> gbuf;                // (threads, kOptRows * kColBlock) weight-gradient rows
+    aligned_vector<float> gbuf;  // (threads, (kOptRows + rows) * kColBlock) weight-gradient rows, partial outputs
     SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
 };
 
@@ -220,7 +220,7 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
         w.labels_next.assign(rows, 0);
         w.row_bits_next.assign(rows * bit_words(IN), 0);
         w.col_bits.assign(IN * bit_words(rows), 0);
-        w.gbuf.assign((size_t)threads * kOptRows * kColBlock, 0.0f);
+        w.gbuf.assign((size_t)threads * (kOptRows + rows) * kColBlock, 0.0f);
     }
     w.group_rows.assign((IN + kFeatureGroup - 1) / kFeatureGroup * bit_words(rows), 0);
     w.scratch.assign((size_t)threads * std::max(IN, rows), 0);
@@ -415,8 +415,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};
                 const SweepBatch nxt{next_rows, ws.x_rows_next.data(), ws.row_bits_next.data()};
                 const SweepBatch ahead{ahead_rows, ws.x_rows_ahead.data(), nullptr};
+                float* sweep_buf = ws.gbuf.data() + (size_t)team_rank() * (kOptRows + B) * kColBlock;
                 first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,
-                                  cur, nxt, ahead, ws.gbuf.data() + (size_t)team_rank() * kOptRows * kColBlock);
+                                  cur, nxt, ahead, sweep_buf, sweep_buf + kOptRows * kColBlock);
                 mark(L + 2);
             }
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),

@@ -27,7 +27,8 @@ void sparse_column_bits(const uint64_t* row_bits, size_t B, size_t IN, uint64_t*
 
 void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments,
                        float* w, OptimizerState st, double* penalty_segments, const SweepLayer& layer,
-                       const SweepBatch& cur, const SweepBatch& next, const SweepBatch& ahead, float* gbuf) {
+                       const SweepBatch& cur, const SweepBatch& next, const SweepBatch& ahead, float* gbuf,
+                       float* ybuf) {
     const KernelTable& K = kernels();
     const Range mine = owned_cols(layer.out);
     // prefetch plan: this thread's rows of the batch after next, spread evenly over its chunks
@@ -71,11 +72,12 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
             prefetch_some();
             K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
             update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
-            if (next.rows > 0)
+            if (next.rows > 0)  // partial sums in a private buffer: y_next's lines are read by the other threads
                 K.sparse_forward_chunk(next.rows, width, r0, r1, next.bits, words, next.xrows, panel, width,
-                                       bias ? bias + j0 : nullptr, layer.act, r0 == 0, r1 == seg.rows,
-                                       layer.y_next + j0, layer.out);
+                                       bias ? bias + j0 : nullptr, layer.act, r0 == 0, r1 == seg.rows, ybuf, width);
         }
+        for (size_t r = 0; r < next.rows; ++r)
+            std::memcpy(layer.y_next + r * layer.out + j0, ybuf + r * width, width * sizeof(float));
         penalty_segments[s] = segment_penalty(seg, sq, ab);
     }
 }
