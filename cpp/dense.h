@@ -9,10 +9,10 @@
 // barrier: the caller puts one wherever a later phase reads another thread's columns.
 //
 // x is read through row pointers (xrows[b] -> IN floats) so the trainer can feed data-set rows in a
-// shuffled order without copying them. The sparse-input variant (MNIST pixels are 81% zero) keeps
-// the register-tiled gemm but skips every input column that is zero in all rows of a tile (forward)
-// and every batch row whose inputs are zero across a group of kFeatureGroup features (weight
-// gradient); skipped terms are exact zeros, so both variants give the same sums.
+// shuffled order without copying them. The sparse-input variant (MNIST pixels are 81% zero) runs
+// the forward over chunks of 64 features, each row adding only its non-zero inputs while the chunk's
+// kernel rows sit in L1, and the weight gradient skips every batch row whose inputs are zero across
+// a group of kFeatureGroup features; skipped terms are exact zeros, so both variants give the same sums.
 #pragma once
 
 #include <algorithm>
