@@ -273,19 +273,22 @@ void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse, Fusion
             dropout_forward(y, ws.mask[l].data(), rows, S.units, S.dropout, seed_, (uint32_t)(l + 1), dropout_step_);
         }
         team_barrier();  // the next layer reads every column
+        // the next batch's bitmaps for the sweep, part 1 of 3 (see scan_next_rows)
+        if (l == 0 && L > 1 && fusion.next_rows > 0) scan_next_rows(ws, fusion.next_rows, 0);
         in_rows = ws.act_rows[l].data();
         if (training) mark(1 + l);
     }
 }
 
 // ends without a barrier: the owner of each gradient column goes straight on to its optimizer update.
-void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion, size_t next_rows) {
+void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion) {
+    const size_t next_rows = fusion.next_rows;
     const size_t L = spec_.layers.size();
     float* g = grads_.data();
     for (size_t l = L; l-- > 0;) {
         if (l == 0 && fusion.sweep) {  // the sweep (train_epoch) takes layer 0 from here
             if (L == 1 && next_rows > 0) {
-                scan_next_rows(ws, next_rows);
+                for (int part = 0; part < kScanParts; ++part) scan_next_rows(ws, next_rows, part);
                 team_barrier();
             }
             mark(L + 2);
@@ -312,7 +315,7 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion, size_
         const uint8_t* mask_in = P.dropout > 0.0 ? ws.mask[l - 1].data() : nullptr;
         dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, false,
                              y_in, mask_in, P.dropout > 0.0 ? keep_scale(P.dropout) : 1.0f, P.act);
-        if (l == 1 && next_rows > 0) scan_next_rows(ws, next_rows);
+        if (l == 1 && next_rows > 0) scan_next_rows(ws, next_rows, 2);
         team_barrier();  // the layer below reads every column of its dz
         mark(L + 2 + l);
     }
@@ -321,10 +324,17 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion, size_
 // ---------------------------------------------------------------------------------------------
 // one epoch
 
-void Mlp::scan_next_rows(Workspace& ws, size_t rows) {
-    SparseInput sp = ws.sparse();
-    sp.row_bits = ws.row_bits_next.data();
-    sparse_scan_rows(sp, ws.x_rows_next.data(), rows, spec_.input_dim);
+void Mlp::scan_next_rows(Workspace& ws, size_t rows, int part) {
+    // thread 0 owns every column of a layer narrower than kColBlock (the output layer and its loss and
+    // backward), so the other threads scan, in three parts placed beside those phases; alone, thread 0.
+    const int T = team_size(), t = team_rank();
+    const Range piece = split_range(rows, part, kScanParts, 1);
+    const size_t n = piece.end - piece.begin;
+    Range mine = T == 1 ? Range{0, n} : t == 0 ? Range{0, 0} : split_range(n, t - 1, T - 1, 1);
+    mine = {piece.begin + mine.begin, piece.begin + mine.end};
+    const KernelTable& K = kernels();
+    const size_t IN = spec_.input_dim, words = bit_words(IN);
+    for (size_t b = mine.begin; b < mine.end; ++b) K.nonzero_bits(ws.x_rows_next[b], IN, ws.row_bits_next.data() + b * words);
 }
 
 bool Mlp::can_sweep(bool sparse) const {
@@ -385,9 +395,10 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             if (master && next_rows > 0) set_batch(s + 1, ws.x_rows_next, ws.labels_next);
             if (master)
                 for (size_t r = 0; r < ahead_rows; ++r) ws.x_rows_ahead[r] = x + (size_t)perm_[(s + 2) * B + r] * IN;
-            forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready});
+            forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready, next_rows});
             softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act.back().data(),
                          ws.labels.data(), rows, K, 1.0f / (float)rows);
+            if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
             team_barrier();
             // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
             double ce = 0.0;
@@ -409,7 +420,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             mark(1 + L);
             if (bad) break;  // before any update: the weights stay as they were
             const OptCoef coef = step_coefficients(opt_, iterations_);
-            backward(ws, rows, sparse, Fusion{sweep, layer0_ready}, next_rows);
+            backward(ws, rows, sparse, Fusion{sweep, layer0_ready, next_rows});
             if (sweep) {
                 const SweepLayer layer{IN, spec_.layers[0].units, act0, ws.act[0].data(), ws.grad[0].data()};
                 const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};

@@ -135,10 +135,13 @@ class Mlp {
     struct Fusion {
         bool sweep = false;         // layer 0's backward and update are left to first_layer_sweep
         bool layer0_ready = false;  // layer 0's output was computed by the previous step's sweep
+        size_t next_rows = 0;       // rows of the next batch, whose layer-0 output the sweep computes
     };
     void forward(Workspace& ws, size_t rows, bool training, bool sparse, Fusion fusion);
-    void backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion, size_t next_rows);
-    void scan_next_rows(Workspace& ws, size_t rows);  // team-aware: the next batch's row bitmaps
+    void backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion);
+    // team-aware, no barrier: part (of kScanParts) of the next batch's row bitmaps.
+    static constexpr int kScanParts = 3;
+    void scan_next_rows(Workspace& ws, size_t rows, int part);
     bool can_sweep(bool sparse) const;
     void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                    bool sparse, double* loss_sum, size_t* correct);
