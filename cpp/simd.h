@@ -74,7 +74,11 @@ struct KernelTable {
     void (*dropout_forward)(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
                             uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale);
 
-    // the first layer's sweep (sweep.h), on `width` columns:
+    // the first layer's sweep (sweep.h). cols (IN, bit_words(B)) for the features of row-bitmap words
+    // [w0, w1): bit r of feature p set when row r's bitmap (row_bits + r * words) has bit p.
+    void (*column_bits)(const uint64_t* row_bits, size_t B, size_t words, size_t w0, size_t w1, size_t IN,
+                        uint64_t* cols);
+    // on `width` columns:
     // g (p1 - p0, width), row stride ldg, = rows p0 .. p1-1 of the weight gradient x^T . dz, where
     // cols (IN, bw words) has bit r of feature p set when x_r[p] != 0; each row sums over those r increasing.
     void (*sparse_weight_grad)(size_t p0, size_t p1, size_t width, const uint64_t* cols, size_t bw,

@@ -496,6 +496,43 @@ void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, 
 
 inline size_t ctz64(uint64_t u) { return (size_t)__builtin_ctzll(u); }
 
+// cols (IN, bw words): bit r of feature p set when row r's bitmap has bit p; features of the row-bitmap
+// words [w0, w1). with avx-512, 8 features at a time: one masked or per row sets row r's bit in the
+// lanes of the features it has.
+void column_bits(const uint64_t* row_bits, size_t B, size_t words, size_t w0, size_t w1, size_t IN, uint64_t* cols) {
+    const size_t bw = (B + 63) / 64;
+    const size_t p0 = w0 * 64, p1 = w1 * 64 < IN ? w1 * 64 : IN;
+    if (p1 <= p0) return;
+#if defined(__AVX512F__)
+    alignas(64) uint64_t lanes[8];
+    for (size_t w = w0; w < w1; ++w)
+        for (size_t k = 0; k < 64 && w * 64 + k < p1; k += 8) {
+            const size_t f = w * 64 + k, nf = p1 - f < 8 ? p1 - f : 8;
+            for (size_t rw = 0; rw < bw; ++rw) {
+                __m512i acc = _mm512_setzero_si512();
+                const size_t r1 = (rw + 1) * 64 < B ? (rw + 1) * 64 : B;
+                for (size_t r = rw * 64; r < r1; ++r) {
+                    const __mmask8 has = (__mmask8)(row_bits[r * words + w] >> k);
+                    acc = _mm512_mask_or_epi64(acc, has, acc, _mm512_set1_epi64((long long)(1ull << (r % 64))));
+                }
+                if (bw == 1 && nf == 8) {
+                    _mm512_storeu_si512(cols + f, acc);
+                } else {
+                    _mm512_store_si512(lanes, acc);
+                    for (size_t i = 0; i < nf; ++i) cols[(f + i) * bw + rw] = lanes[i];
+                }
+            }
+        }
+#else
+    for (size_t p = p0; p < p1; ++p)
+        for (size_t rw = 0; rw < bw; ++rw) cols[p * bw + rw] = 0;
+    for (size_t r = 0; r < B; ++r)
+        for (size_t w = w0; w < w1; ++w)
+            for (uint64_t u = row_bits[r * words + w]; u; u &= u - 1)
+                cols[(w * 64 + (size_t)__builtin_ctzll(u)) * bw + r / 64] |= 1ull << (r % 64);
+#endif
+}
+
 // g rows [0, p1 - p0) of one column tile: g(p, :) = sum over the rows r set in cols[p] of x_r[p] * dz(r, :).
 template <int V, bool PART>
 inline void wgrad_tile(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
@@ -602,7 +639,7 @@ void sparse_forward_chunk(size_t rows, size_t width, size_t p0, size_t p1, const
 const KernelTable* table() {
     static const KernelTable t = {PYREG_STR(PYREG_ISA), VW, MR, NV * VW, gemm_nn, gemm_tn, act_backward,
                                   nonzero_bits, adam, sgd, dropout_forward,
-                                  sparse_weight_grad, sparse_forward_chunk};
+                                  column_bits, sparse_weight_grad, sparse_forward_chunk};
     return &t;
 }
 

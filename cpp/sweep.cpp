@@ -11,18 +11,9 @@
 namespace pyreg {
 
 void sparse_column_bits(const uint64_t* row_bits, size_t B, size_t IN, uint64_t* cols) {
-    const size_t words = bit_words(IN), bw = bit_words(B);
+    const size_t words = bit_words(IN);
     const Range mine = my_units(words);
-    if (mine.begin == mine.end) return;
-    const size_t p0 = mine.begin * 64, p1 = std::min(IN, mine.end * 64);
-    std::memset(cols + p0 * bw, 0, (p1 - p0) * bw * sizeof(uint64_t));
-    for (size_t r = 0; r < B; ++r) {
-        const uint64_t bit = 1ull << (r % 64);
-        uint64_t* col_word = cols + r / 64;
-        for (size_t w = mine.begin; w < mine.end; ++w)
-            for (uint64_t u = row_bits[r * words + w]; u; u &= u - 1)
-                col_word[(w * 64 + (size_t)__builtin_ctzll(u)) * bw] |= bit;
-    }
+    kernels().column_bits(row_bits, B, words, mine.begin, mine.end, IN, cols);
 }
 
 void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments,

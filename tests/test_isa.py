@@ -36,6 +36,23 @@ def run_all_kernels(rng_seed=0):
         kernels.adam_update(wa, out["dw"].ravel(), ma, va, iterations=t, l2=0.001)
     out["adam"] = wa
     out["dropout"] = kernels.dropout_forward(x, 0.4, seed=3, step=1)[0]
+    # the trainer's fused first-layer sweep (sparse input; 37-row batches: a partial last batch)
+    y = rng.integers(0, 4, 37 * 5)
+    xs = rng.random((37 * 5, 300)).astype(np.float32)
+    xs[rng.random(xs.shape) < 0.8] = 0
+    pyreg.utils.set_random_seed(rng_seed)
+    model = pyreg.models.Sequential(
+        [
+            pyreg.layers.Input(shape=(300,)),
+            pyreg.layers.Dense(75, activation="relu"),
+            pyreg.layers.Dense(4),
+        ]
+    )
+    model.compile(
+        optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse="sparse", threads=2)
+    out["sweep"] = model.get_weights()[0]
     return out
 
 
