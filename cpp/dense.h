@@ -9,10 +9,10 @@
 // barrier: the caller puts one wherever a later phase reads another thread's columns.
 //
 // x is read through row pointers (xrows[b] -> IN floats) so the trainer can feed data-set rows in a
-// shuffled order without copying them. The sparse-input variant (MNIST pixels are 81% zero) runs
-// the forward over chunks of 64 features, each row adding only its non-zero inputs while the chunk's
-// kernel rows sit in L1, and the weight gradient skips every batch row whose inputs are zero across
-// a group of kFeatureGroup features; skipped terms are exact zeros, so both variants give the same sums.
+// shuffled order without copying them. The sparse-input variant (MNIST pixels are 81% zero) skips
+// zero inputs in the forward (see dense_forward_sparse) and every batch row whose inputs are zero
+// across a group of kFeatureGroup features in the weight gradient; skipped terms are exact zeros, so
+// both variants give the same sums.
 #pragma once
 
 #include <algorithm>
@@ -61,7 +61,10 @@ void sparse_scan_groups(SparseInput sp, size_t B, size_t IN);
 
 // y (B, OUT), this thread's columns, overwritten. w is (IN, OUT) in either layout.
 void dense_forward(float* y, const float* const* xrows, Weights w, const float* b, size_t B, Act act);
-// as dense_forward, skipping zero inputs; needs row_bits (phase 1 done and a barrier passed).
+// as dense_forward, skipping zero inputs; needs row_bits (phase 1 done and a barrier passed). up to
+// kSparseChunkRows rows it walks the features in L1-sized chunks, each row adding only its non-zero
+// inputs; above, it runs the gemm on 4-row tiles over their union of non-zero inputs.
+constexpr size_t kSparseChunkRows = 256;
 void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, Weights w, const float* b, size_t B,
                           Act act);
 
