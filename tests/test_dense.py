@@ -48,8 +48,9 @@ def test_forward_without_bias(rng):
     )
 
 
-def test_sparse_path_equals_dense_path_exactly_on_mnist(mnist_flat):
-    x = mnist_flat[0][:32]
+@pytest.mark.parametrize("n", [32, 256, 300])  # feature chunks up to 256 rows, the union gemm above
+def test_sparse_path_equals_dense_path_exactly_on_mnist(mnist_flat, n):
+    x = mnist_flat[0][:n]
     rng = np.random.default_rng(0)
     w = rng.uniform(-0.08, 0.08, (784, 128)).astype(np.float32)
     b = rng.standard_normal(128).astype(np.float32)
