@@ -24,7 +24,9 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
     const Range mine = owned_cols(layer.out);
     // prefetch plan: this thread's rows of the batch after next, spread evenly over its chunks
     constexpr size_t kLineFloats = kCacheLine / sizeof(float);
-    const Range ahead_rows = my_units(ahead.rows);
+    // by the threads that will scan them (Mlp::scan_next_rows: all but thread 0 in a team)
+    const int T = team_size(), t = team_rank();
+    const Range ahead_rows = T == 1 ? Range{0, ahead.rows} : t == 0 ? Range{0, 0} : split_range(ahead.rows, t - 1, T - 1, 1);
     const size_t lines_per_row = (layer.in + kLineFloats - 1) / kLineFloats;
     const size_t lines_total = (ahead_rows.end - ahead_rows.begin) * lines_per_row;
     size_t chunks_total = 0;
