@@ -10,6 +10,11 @@
 
 namespace pyreg {
 
+// updated kernel rows per next-batch forward call: 3 optimizer chunks. longer feature loops mean fewer
+// mispredicted loop exits; measured per batch, 1 thread 84 -> 82 us, 2 threads 43 -> 42 us (64 -> 192
+// rows; 320 and 784 are slower again as the rows no longer stay in L1/L2).
+constexpr size_t kForwardRows = 3 * kOptRows;
+
 void sparse_column_bits(const uint64_t* row_bits, size_t B, size_t IN, uint64_t* cols) {
     const size_t words = bit_words(IN);
     const Range mine = my_units(words);
@@ -60,14 +65,19 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
         const size_t j0 = seg.owner_col, width = seg.cols;
         const float* panel = w + seg.offset;  // (in, width), row-major
         double sq = 0.0, ab = 0.0;
+        size_t f0 = 0;  // features not yet added to the next batch's output
         for (size_t r0 = 0; r0 < seg.rows; r0 += kOptRows) {
             const size_t r1 = std::min(seg.rows, r0 + kOptRows);
             prefetch_some();
             K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
             update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
-            if (next.rows > 0)  // partial sums in a private buffer: y_next's lines are read by the other threads
-                K.sparse_forward_chunk(next.rows, width, r0, r1, next.bits, words, next.xrows, panel, width,
-                                       bias ? bias + j0 : nullptr, layer.act, r0 == 0, r1 == seg.rows, ybuf, width);
+            // the next batch's output over kForwardRows updated rows at a time (fewer, longer loops);
+            // partial sums in a private buffer: y_next's lines are read by the other threads
+            if (next.rows > 0 && (r1 - f0 >= kForwardRows || r1 == seg.rows)) {
+                K.sparse_forward_chunk(next.rows, width, f0, r1, next.bits, words, next.xrows, panel, width,
+                                       bias ? bias + j0 : nullptr, layer.act, f0 == 0, r1 == seg.rows, ybuf, width);
+                f0 = r1;
+            }
         }
         for (size_t r = 0; r < next.rows; ++r)
             std::memcpy(layer.y_next + r * layer.out + j0, ybuf + r * width, width * sizeof(float));
