@@ -74,7 +74,7 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-@pytest.mark.parametrize(("threads", "batch_size"), [(1, 32), (2, 100), (3, 7)])
+@pytest.mark.parametrize(("threads", "batch_size"), [(1, 32), (2, 100), (3, 7), (2, 1), (2, 2000)])
 def test_sweep_equals_the_dense_path_bitwise(name, threads, batch_size):
     # 1050 samples: a partial last batch for every batch size; 100 rows need two bitmap words per feature
     x, y = sparse_data(1050)
