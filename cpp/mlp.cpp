@@ -325,13 +325,11 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion) {
 // one epoch
 
 void Mlp::scan_next_rows(Workspace& ws, size_t rows, int part) {
-    // thread 0 owns every column of a layer narrower than kColBlock (the output layer and its loss and
-    // backward), so the other threads scan, in three parts placed beside those phases; alone, thread 0.
-    const int T = team_size(), t = team_rank();
-    const Range piece = split_range(rows, part, kScanParts, 1);
-    const size_t n = piece.end - piece.begin;
-    Range mine = T == 1 ? Range{0, n} : t == 0 ? Range{0, 0} : split_range(n, t - 1, T - 1, 1);
-    mine = {piece.begin + mine.begin, piece.begin + mine.end};
+    // the helper threads' rows (the same the sweep prefetched), in three parts placed beside the output
+    // layer's forward, loss and backward.
+    const Range rows_mine = helper_units(rows);
+    const Range piece = split_range(rows_mine.end - rows_mine.begin, part, kScanParts, 1);
+    const Range mine{rows_mine.begin + piece.begin, rows_mine.begin + piece.end};
     const KernelTable& K = kernels();
     const size_t IN = spec_.input_dim, words = bit_words(IN);
     for (size_t b = mine.begin; b < mine.end; ++b) K.nonzero_bits(ws.x_rows_next[b], IN, ws.row_bits_next.data() + b * words);

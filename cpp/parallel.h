@@ -73,6 +73,15 @@ void run_team(int threads, Body body) {
 // this thread's share [begin, end) of n units, then nothing: the caller places the barrier.
 inline Range my_units(size_t n) { return split_range(n, team_rank(), team_size(), 1); }
 
+// this thread's share of n units of side work while thread 0 is busy with the narrow output layer,
+// whose columns it owns alone: threads 1 .. T-1 split them; a team of one takes them all.
+inline Range helper_units(size_t n) {
+    const int T = team_size(), t = team_rank();
+    if (T == 1) return {0, n};
+    if (t == 0) return {0, 0};
+    return split_range(n, t - 1, T - 1, 1);
+}
+
 // column ownership. a layer's OUT columns are cut into blocks of kColBlock floats (common.h) and
 // thread t owns a contiguous run of them, the same run in every phase: forward output, dropout mask,
 // weight and bias gradients, optimizer update, and the gradient flowing into those columns. with the

@@ -27,17 +27,16 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
                        float* ybuf) {
     const KernelTable& K = kernels();
     const Range mine = owned_cols(layer.out);
-    // prefetch plan: this thread's rows of the batch after next, spread evenly over its chunks
+    auto owned = [&](const Segment& s) { return s.layer == 0 && s.owner_col >= mine.begin && s.owner_col < mine.end; };
+    // prefetch plan: the rows of the batch after next that this thread will scan (helper_units, as
+    // Mlp::scan_next_rows), spread evenly over its chunks
     constexpr size_t kLineFloats = kCacheLine / sizeof(float);
-    // by the threads that will scan them (Mlp::scan_next_rows: all but thread 0 in a team)
-    const int T = team_size(), t = team_rank();
-    const Range ahead_rows = T == 1 ? Range{0, ahead.rows} : t == 0 ? Range{0, 0} : split_range(ahead.rows, t - 1, T - 1, 1);
+    const Range ahead_rows = helper_units(ahead.rows);
     const size_t lines_per_row = (layer.in + kLineFloats - 1) / kLineFloats;
     const size_t lines_total = (ahead_rows.end - ahead_rows.begin) * lines_per_row;
     size_t chunks_total = 0;
     for (const Segment& seg : segments)
-        if (!seg.is_bias && seg.layer == 0 && seg.owner_col >= mine.begin && seg.owner_col < mine.end)
-            chunks_total += (seg.rows + kOptRows - 1) / kOptRows;
+        if (!seg.is_bias && owned(seg)) chunks_total += (seg.rows + kOptRows - 1) / kOptRows;
     const size_t lines_per_chunk = chunks_total ? (lines_total + chunks_total - 1) / chunks_total : 0;
     size_t line = 0;
     auto prefetch_some = [&] {
@@ -46,7 +45,6 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
             __builtin_prefetch(row + (line % lines_per_row) * kLineFloats, 0, 2);
         }
     };
-    auto owned = [&](const Segment& s) { return s.layer == 0 && s.owner_col >= mine.begin && s.owner_col < mine.end; };
     const float* bias = nullptr;
     for (size_t s = 0; s < segments.size(); ++s) {  // the biases: db, then their update
         const Segment& seg = segments[s];

@@ -69,24 +69,11 @@ def test_trajectory_of_the_l2_model(keras_mod, study):
             assert agree >= 0.999
     km = keras_model(keras_mod, "l2", 2)
     pm = pyreg.from_keras(km)
-    hk = km.fit(
-        x_train,
-        y_train,
-        batch_size=32,
-        epochs=1,
-        shuffle=False,
-        validation_data=(x_test, y_test),
-        verbose=0,
+    fit_kw = dict(
+        batch_size=32, epochs=1, shuffle=False, validation_data=(x_test, y_test), verbose=0
     )
-    hp = pm.fit(
-        x_train,
-        y_train,
-        batch_size=32,
-        epochs=1,
-        shuffle=False,
-        validation_data=(x_test, y_test),
-        verbose=0,
-    )
+    hk = km.fit(x_train, y_train, **fit_kw)
+    hp = pm.fit(x_train, y_train, **fit_kw)
     assert abs(hp.history["val_accuracy"][0] - hk.history["val_accuracy"][0]) <= 0.003
     assert hp.history["loss"][0] == pytest.approx(hk.history["loss"][0], rel=0.01)
     assert hp.history["val_loss"][0] == pytest.approx(hk.history["val_loss"][0], rel=0.02)
