@@ -72,7 +72,10 @@ inline vf vrelu(vf a) { const vf z = {}; return a > z ? a : z; }
 
 template <int R, int V, bool TA, bool PART>
 inline void tile_sum(size_t k, const float* const* arows, size_t a_off, const uint32_t* kidx, const float* b,
-                     size_t ldb, int nlast, vf (&acc)[R][V]) {
+                     size_t ldb, int nlast, vf (&out)[R][V]) {
+    // a local tile, copied out at the end: accumulating straight into `out` made gcc store the whole
+    // tile to the stack on every step (it may alias the float loads below): 2.4x slower on 10 columns.
+    vf acc[R][V];
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < V; ++v) acc[r][v] = vf{};
     const float* ar[R];
@@ -98,6 +101,8 @@ inline void tile_sum(size_t k, const float* const* arows, size_t a_off, const ui
             for (int v = 0; v < V; ++v) acc[r][v] = vfma(a, bv[v], acc[r][v]);
         }
     }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v) out[r][v] = acc[r][v];
 }
 
 // mode 0: c = acc + bias; mode 1: c = relu(acc + bias); mode 2: c += acc.
