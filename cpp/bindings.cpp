@@ -19,6 +19,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -351,10 +352,14 @@ int64_t first_nonfinite(const T* a, size_t n, float* out, int threads) {
         for (size_t c = r.begin; c < r.end; ++c) {
             const size_t b = c * CH, e = std::min(n, b + CH);
             bool ok = true;
-            for (size_t i = b; i < e; ++i) {
-                const float f = (float)a[i];
-                if (out) out[i] = f;
-                ok &= (f - f) == 0.0f;  // false for NaN and +-Inf (also after float64 -> float32 overflow)
+            if constexpr (std::is_same_v<T, float>) {
+                ok = !kernels().any_nonfinite(a + b, e - b);  // vectorised: the check runs at memory speed
+            } else {
+                for (size_t i = b; i < e; ++i) {
+                    const float f = (float)a[i];
+                    out[i] = f;
+                    ok &= (f - f) == 0.0f;  // false for NaN and +-Inf (also after float64 -> float32 overflow)
+                }
             }
             if (!ok)
                 for (size_t i = b; i < e; ++i)

@@ -58,6 +58,8 @@ struct KernelTable {
 
     // bits (ceil(k/64) words): bit p set when x[p] != 0.
     void (*nonzero_bits)(const float* x, size_t k, uint64_t* bits);
+    // true when some x[p], p < n, is NaN or +-Inf (exponent bits all ones); one streaming pass.
+    bool (*any_nonfinite)(const float* x, size_t n);
 
     // adam over a (rows, cols) block of parameters with row stride ld, one pass: w, m, v (and vhat
     // when amsgrad) updated in place. also adds sum(w^2) and sum(|w|) of the updated weights (the

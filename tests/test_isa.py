@@ -102,3 +102,22 @@ def test_environment_variable_caps_the_choice(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "PYREG_ISA": "generic"},
                          capture_output=True, text=True, check=True, cwd=OUTSIDE)  # fmt: skip
     assert out.stdout.strip() == "generic"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_each_path_finds_the_first_nonfinite_input(isa, restore_isa):
+    # the fit-time input check: vector body (64/32 floats a step), tails, and chunk borders (65,536).
+    _core.set_isa(isa)
+    rng = np.random.default_rng(1)
+    for n in (1, 15, 31, 63, 64, 65, 1000, 65_536 * 2 + 7):
+        clean = rng.standard_normal(n).astype(np.float32)
+        clean[:: max(1, n // 5)] = np.float32(3.4e38)  # finite extremes, subnormals and -0 are fine
+        if n > 3:
+            clean[1], clean[2] = np.float32(1e-45), np.float32(-0.0)
+        assert _core.prepare_features(clean)[1] == -1, (isa, n)
+        for where in sorted({0, n // 2, n - 1}):
+            for bad in (np.nan, np.inf, -np.inf):
+                a = clean.copy()
+                a[where] = bad
+                a[-1] = np.nan  # a later one does not hide the first
+                assert _core.prepare_features(a)[1] == where, (isa, n, where, bad)
