@@ -476,43 +476,46 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
 
 void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                     bool sparse, double* loss_sum, size_t* correct) {
-    const size_t C = std::max<size_t>(std::min(std::max<size_t>(batch_size, 256), N), 1);  // rows per chunk
+    // rows in chunks, each chunk on one thread from its scan to its loss: every row's input is read
+    // by one core only, the narrow output layer runs on every core, and nothing waits at a barrier
+    // (measured on the 10,000 MNIST test rows, 2 threads: 7.5 -> 4.5 ms). a row's result does not depend
+    // on its chunk or thread, and the losses are summed in row order: equal for any thread count.
     const size_t IN = spec_.input_dim, K = classes(), L = spec_.layers.size();
     const int T = threads > 0 ? threads : default_threads();
-    ensure_workspace(eval_ws_, C, false, T);
-    Workspace& ws = *eval_ws_;
-    double ls = 0.0;
-    size_t cs = 0;
-    run_team(T, [&] {
+    size_t C = std::min(std::max<size_t>(batch_size, 256), N);  // rows per chunk
+    C = std::max<size_t>(std::min(C, (N + (size_t)T - 1) / (size_t)T), 1);  // every thread gets rows
+    const size_t chunks = (N + C - 1) / C;
+    const int team = (int)std::min<size_t>((size_t)T, chunks);
+    eval_ws_.resize(std::max<size_t>(eval_ws_.size(), (size_t)team));
+    for (int t = 0; t < team; ++t) ensure_workspace(eval_ws_[t], C, false, 1);
+    std::vector<float> loss_of(y ? N : 0);  // (N) per-row losses, summed in row order below
+    std::vector<size_t> correct_of(team, 0);
+    run_team(team, [&] {
         const FlushDenormals ftz;
-        const bool master = team_rank() == 0;
-        for (size_t c0 = 0; c0 < N; c0 += C) {
-            const size_t rows = std::min(C, N - c0);
-            if (master)
+        const int t = team_rank();
+        Workspace& ws = *eval_ws_[t];
+        run_alone([&] {
+            for (size_t c = (size_t)t; c < chunks; c += (size_t)team) {
+                const size_t c0 = c * C, rows = std::min(C, N - c0);
                 for (size_t r = 0; r < rows; ++r) ws.x_rows[r] = x + (c0 + r) * IN;
-            team_barrier();
-            forward(ws, rows, false, sparse, Fusion{});
-            const float* logits = ws.act[L - 1].data();
-            if (y) {
-                softmax_xent(nullptr, ws.loss_rows.data(), ws.correct_rows.data(), logits, y + c0, rows, K, 1.0f);
-                team_barrier();
-                if (master)
-                    for (size_t r = 0; r < rows; ++r) {
-                        ls += ws.loss_rows[r];
-                        cs += ws.correct_rows[r];
-                    }
-            }
-            if (out) {
-                if (spec_.layers.back().act == Act::softmax) {
-                    softmax_forward(out + c0 * K, logits, rows, K);
-                } else {
-                    const Range r = my_units(rows);
-                    std::memcpy(out + (c0 + r.begin) * K, logits + r.begin * K, (r.end - r.begin) * K * sizeof(float));
+                forward(ws, rows, false, sparse, Fusion{});
+                const float* logits = ws.act[L - 1].data();
+                if (y) {
+                    softmax_xent(nullptr, loss_of.data() + c0, ws.correct_rows.data(), logits, y + c0, rows, K, 1.0f);
+                    for (size_t r = 0; r < rows; ++r) correct_of[t] += ws.correct_rows[r];
+                }
+                if (out) {
+                    if (spec_.layers.back().act == Act::softmax) softmax_forward(out + c0 * K, logits, rows, K);
+                    else std::memcpy(out + c0 * K, logits, rows * K * sizeof(float));
                 }
             }
-            team_barrier();
-        }
+        });
     });
+    double ls = 0.0;
+    if (y)
+        for (size_t r = 0; r < N; ++r) ls += loss_of[r];
+    size_t cs = 0;
+    for (size_t v : correct_of) cs += v;
     if (loss_sum) *loss_sum = ls;
     if (correct) *correct = cs;
 }

@@ -167,7 +167,8 @@ class Mlp {
     OptimizerConfig opt_;
     int64_t iterations_ = 0;
     uint64_t dropout_step_ = 0;  // never reset: masks do not repeat across compile() calls
-    std::unique_ptr<Workspace> train_ws_, eval_ws_;
+    std::unique_ptr<Workspace> train_ws_;
+    std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per thread: inference splits rows
     struct PhaseClock;
     std::unique_ptr<PhaseClock> clock_;
     void mark(size_t slot);  // profiling: master thread, no-op unless profiling

@@ -70,6 +70,21 @@ void run_team(int threads, Body body) {
 #endif
 }
 
+// runs body() on this thread as a team of its own (a nested region of one thread): the team-aware
+// kernels it calls take all the work and their barriers are no-ops. inference uses it to give each
+// thread whole rows (no column split, no barrier, no row read by two cores).
+template <class Body>
+void run_alone(Body body) {
+#ifdef _OPENMP
+    if (omp_in_parallel() && omp_get_num_threads() > 1) {
+#pragma omp parallel num_threads(1)
+        body();
+        return;
+    }
+#endif
+    body();
+}
+
 // this thread's share [begin, end) of n units, then nothing: the caller places the barrier.
 inline Range my_units(size_t n) { return split_range(n, team_rank(), team_size(), 1); }
 

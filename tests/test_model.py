@@ -260,6 +260,24 @@ def test_same_seed_bitwise_identical_for_any_thread_count():
         assert hist == runs[0][1]
 
 
+@pytest.mark.parametrize("n", [1, 7, 1000, 2049])
+@pytest.mark.parametrize("sparse", ["dense", "sparse"])
+def test_inference_bitwise_identical_for_any_thread_count(n, sparse):
+    # inference gives each thread whole chunks of rows: outputs and the loss (summed in row order)
+    # must not depend on how many threads, chunks or partial chunks there are.
+    x, y = small_data(n=n)
+    model = mlp(dropout=0.3, l2=0.001, seed=5, hidden=(64, 32))
+    model.fit(x, y, epochs=1, verbose=0)
+    ref_p = model.predict(x, verbose=0, threads=1, sparse=sparse)
+    ref_e = model.evaluate(x, y, verbose=0, threads=1, sparse=sparse)
+    for threads in (2, 3, 4, 0):
+        for batch_size in (32, 300):
+            np.testing.assert_array_equal(
+                model.predict(x, batch_size=batch_size, verbose=0, threads=threads, sparse=sparse), ref_p
+            )
+            assert model.evaluate(x, y, batch_size=batch_size, verbose=0, threads=threads, sparse=sparse) == ref_e
+
+
 def test_different_seeds_differ():
     _x, _y = small_data()
     a, b = mlp(seed=1), mlp(seed=2)
