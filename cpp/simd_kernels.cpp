@@ -538,32 +538,46 @@ void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, 
 inline size_t ctz64(uint64_t u) { return (size_t)__builtin_ctzll(u); }
 
 // cols (IN, bw words): bit r of feature p set when row r's bitmap has bit p; features of the row-bitmap
-// words [w0, w1). with avx-512, 8 features at a time: one masked or per row sets row r's bit in the
-// lanes of the features it has.
+// words [w0, w1). with avx-512, one masked or per (row, group of features) sets row r's bit in the
+// lanes of the features it has; each row's word is read once and all groups of a word are live at
+// once (independent chains): batches of up to 32 rows in 32-bit lanes (16 features per or), larger
+// ones in 64-bit lanes (8 per or). 32 x 784: 2.3 -> 1.1 us.
 void column_bits(const uint64_t* row_bits, size_t B, size_t words, size_t w0, size_t w1, size_t IN, uint64_t* cols) {
     const size_t bw = (B + 63) / 64;
     const size_t p0 = w0 * 64, p1 = w1 * 64 < IN ? w1 * 64 : IN;
     if (p1 <= p0) return;
 #if defined(__AVX512F__)
-    alignas(64) uint64_t lanes[8];
-    for (size_t w = w0; w < w1; ++w)
-        for (size_t k = 0; k < 64 && w * 64 + k < p1; k += 8) {
-            const size_t f = w * 64 + k, nf = p1 - f < 8 ? p1 - f : 8;
-            for (size_t rw = 0; rw < bw; ++rw) {
-                __m512i acc = _mm512_setzero_si512();
-                const size_t r1 = (rw + 1) * 64 < B ? (rw + 1) * 64 : B;
-                for (size_t r = rw * 64; r < r1; ++r) {
-                    const __mmask8 has = (__mmask8)(row_bits[r * words + w] >> k);
-                    acc = _mm512_mask_or_epi64(acc, has, acc, _mm512_set1_epi64((long long)(1ull << (r % 64))));
+    alignas(64) uint64_t lanes[64];
+    for (size_t w = w0; w < w1; ++w) {
+        const size_t f = w * 64, nf = p1 - f < 64 ? p1 - f : 64;
+        for (size_t rw = 0; rw < bw; ++rw) {
+            const size_t r0 = rw * 64, r1 = r0 + 64 < B ? r0 + 64 : B;
+            const bool direct = bw == 1 && nf == 64;  // a whole word of features: straight into cols
+            uint64_t* out = direct ? cols + f : lanes;
+            if (r1 - r0 <= 32) {
+                __m512i acc[4] = {};
+                for (size_t r = r0; r < r1; ++r) {
+                    const uint64_t u = row_bits[r * words + w];
+                    const __m512i bit = _mm512_set1_epi32((int)(1u << (r - r0)));
+                    for (int q = 0; q < 4; ++q) acc[q] = _mm512_mask_or_epi32(acc[q], (__mmask16)(u >> (16 * q)), acc[q], bit);
                 }
-                if (bw == 1 && nf == 8) {
-                    _mm512_storeu_si512(cols + f, acc);
-                } else {
-                    _mm512_store_si512(lanes, acc);
-                    for (size_t i = 0; i < nf; ++i) cols[(f + i) * bw + rw] = lanes[i];
+                for (int q = 0; q < 4; ++q) {
+                    _mm512_storeu_si512(out + 16 * q, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(acc[q])));
+                    _mm512_storeu_si512(out + 16 * q + 8, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(acc[q], 1)));
                 }
+            } else {
+                __m512i acc[8] = {};
+                for (size_t r = r0; r < r1; ++r) {
+                    const uint64_t u = row_bits[r * words + w];
+                    const __m512i bit = _mm512_set1_epi64((long long)(1ull << (r - r0)));
+                    for (int q = 0; q < 8; ++q) acc[q] = _mm512_mask_or_epi64(acc[q], (__mmask8)(u >> (8 * q)), acc[q], bit);
+                }
+                for (int q = 0; q < 8; ++q) _mm512_storeu_si512(out + 8 * q, acc[q]);
             }
+            if (!direct)
+                for (size_t i = 0; i < nf; ++i) cols[(f + i) * bw + rw] = lanes[i];
         }
+    }
 #else
     for (size_t p = p0; p < p1; ++p)
         for (size_t rw = 0; rw < bw; ++rw) cols[p * bw + rw] = 0;
