@@ -249,8 +249,17 @@ void nonzero_bits(const float* x, size_t k, uint64_t* bits) {
     for (size_t w = 0; w < words; ++w) bits[w] = 0;
     size_t p = 0;
 #if defined(__AVX512F__)
+    // whole words in a register (or-ing into memory per vector made a store-forwarding chain: 32 rows
+    // of 784, 1.4 -> 0.9 us)
+    const __m512 zero = _mm512_setzero_ps();
+    for (; p + 64 <= k; p += 64) {
+        uint64_t word = 0;
+        for (int q = 0; q < 4; ++q)
+            word |= (uint64_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(x + p + 16 * q), zero, _CMP_NEQ_UQ) << (16 * q);
+        bits[p >> 6] = word;
+    }
     for (; p + 16 <= k; p += 16) {
-        const __mmask16 nz = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + p), (__m512)vf{}, _CMP_NEQ_UQ);
+        const __mmask16 nz = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + p), zero, _CMP_NEQ_UQ);
         bits[p >> 6] |= (uint64_t)nz << (p & 63);  // p is a multiple of 16: never straddles a word
     }
 #endif
