@@ -31,13 +31,18 @@ OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations) {
     return c;
 }
 
-void update_rows(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g_rows,
-                 OptimizerState st, size_t r0, size_t r1, double* sum_sq, double* sum_abs) {
-    const KernelTable& K = kernels();
+OptCoef segment_coef(const OptCoef& coef, const Segment& seg) {
     OptCoef c = coef;
     c.l1 = seg.l1;
     c.l2 = seg.l2;
     if (!seg.decay) c.wd = 0.0f;
+    return c;
+}
+
+void update_rows(const OptimizerConfig& cfg, const OptCoef& coef, const Segment& seg, float* w, const float* g_rows,
+                 OptimizerState st, size_t r0, size_t r1, double* sum_sq, double* sum_abs) {
+    const KernelTable& K = kernels();
+    const OptCoef c = segment_coef(coef, seg);
     const size_t o = seg.offset + r0 * seg.cols, n = seg.cols;
     if (cfg.kind == OptKind::adam)
         K.adam(r1 - r0, n, n, w + o, g_rows, st.m + o, st.v + o, st.vhat ? st.vhat + o : nullptr, c, sum_sq, sum_abs);

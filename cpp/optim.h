@@ -58,6 +58,9 @@ struct OptimizerState {
 // the step's coefficients in float32 exactly as keras casts them (iterations = steps taken so far).
 OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations);
 
+// the step's coefficients for one segment: its regularisation, and decoupled decay only where it applies.
+OptCoef segment_coef(const OptCoef& coef, const Segment& seg);
+
 // updates rows [r0, r1) of segment seg, whose gradient rows start at g_rows (row stride seg.cols; the
 // arena itself or a scratch buffer); w and the state share the arena layout. adds sum(w^2) and
 // sum(|w|) of the updated values to *sum_sq and *sum_abs (see KernelTable::adam).

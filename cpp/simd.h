@@ -85,6 +85,11 @@ struct KernelTable {
     // cols (IN, bw words) has bit r of feature p set when x_r[p] != 0; each row sums over those r increasing.
     void (*sparse_weight_grad)(size_t p0, size_t p1, size_t width, const uint64_t* cols, size_t bw,
                                const float* const* xrows, const float* dz, size_t ldz, float* g, size_t ldg);
+    // sparse_weight_grad of rows [p0, p1) on one full panel (kColBlock columns) fused with adam on those
+    // rows (rows p1 - p0, cols = ld = kColBlock; w, m, v, vhat point at row p0): equal to the two calls.
+    void (*sparse_grad_adam)(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
+                             const float* dz, size_t ldz, float* w, float* m, float* v, float* vhat,
+                             const OptCoef& c, double* sum_sq, double* sum_abs);
     // y (rows, width), row stride ldy: adds features [p0, p1) of x . w to y (to 0 when first), over the
     // bits set in each row's bitmap (bits + r * words) in increasing order; w row p is w + p*ldw. on the
     // last chunk y = act(y + bias) with act linear or relu: equal to gemm_nn over all chunks at once.

@@ -62,13 +62,22 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
         if (seg.is_bias || !owned(seg)) continue;
         const size_t j0 = seg.owner_col, width = seg.cols;
         const float* panel = w + seg.offset;  // (in, width), row-major
+        // adam on a full panel: gradient and update in one pass (KernelTable::sparse_grad_adam)
+        const bool fused = cfg.kind == OptKind::adam && width == kColBlock;
+        const OptCoef c = segment_coef(coef, seg);
         double sq = 0.0, ab = 0.0;
         size_t f0 = 0;  // features not yet added to the next batch's output
         for (size_t r0 = 0; r0 < seg.rows; r0 += kOptRows) {
             const size_t r1 = std::min(seg.rows, r0 + kOptRows);
             prefetch_some();
-            K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
-            update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
+            if (fused) {
+                const size_t o = seg.offset + r0 * width;
+                K.sparse_grad_adam(r0, r1, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, w + o, st.m + o, st.v + o,
+                                   st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
+            } else {
+                K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
+                update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
+            }
             // the next batch's output over kForwardRows updated rows at a time (fewer, longer loops);
             // partial sums in a private buffer: y_next's lines are read by the other threads
             if (next.rows > 0 && (r1 - f0 >= kForwardRows || r1 == seg.rows)) {

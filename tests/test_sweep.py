@@ -69,6 +69,8 @@ CONFIGS = {
         optimizer=optimizers.Adam(2e-3, amsgrad=True, weight_decay=0.01),
     ),
     "plain-sgd": dict(units=64, optimizer=optimizers.SGD(0.1)),
+    # adam on full 64-column panels takes the fused gradient + update kernel: with l1 and l2 here
+    "full-panel-l1l2-adam": dict(units=64, regularizer=regularizers.l1_l2(1e-4, 1e-3)),
     "single-softmax-layer": dict(units=None, regularizer=regularizers.l2(1e-3)),
 }
 
