@@ -273,9 +273,15 @@ def test_inference_bitwise_identical_for_any_thread_count(n, sparse):
     for threads in (2, 3, 4, 0):
         for batch_size in (32, 300):
             np.testing.assert_array_equal(
-                model.predict(x, batch_size=batch_size, verbose=0, threads=threads, sparse=sparse), ref_p
+                model.predict(x, batch_size=batch_size, verbose=0, threads=threads, sparse=sparse),
+                ref_p,
             )
-            assert model.evaluate(x, y, batch_size=batch_size, verbose=0, threads=threads, sparse=sparse) == ref_e
+            assert (
+                model.evaluate(
+                    x, y, batch_size=batch_size, verbose=0, threads=threads, sparse=sparse
+                )
+                == ref_e
+            )
 
 
 def test_different_seeds_differ():
