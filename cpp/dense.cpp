@@ -124,10 +124,11 @@ void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, W
         constexpr size_t kChunk = 64;
         for (size_t p = o.p0; p < o.p1; ++p) {
             const size_t j0 = p * kColBlock;
-            for (size_t f0 = 0; f0 < IN; f0 += kChunk) {
+            for (size_t f0 = 0;; f0 += kChunk) {  // at least one call: with no features y = act(bias)
                 const size_t f1 = std::min(IN, f0 + kChunk);
                 K.sparse_forward_chunk(B, w.width(p), f0, f1, sp.row_bits, words, xrows, w.block(p), w.ld(p),
                                        b ? b + j0 : nullptr, fused(act), f0 == 0, f1 == IN, y + j0, w.out);
+                if (f1 == IN) break;
             }
         }
     } else {

@@ -41,6 +41,19 @@ def test_forward_matches_float64(rng, n, fan_in, units, activation, sparse):
     np.testing.assert_allclose(y, ref, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+# n: the sparse path's feature chunks (<= 256 rows) and its gemm over row tiles
+@pytest.mark.parametrize("n", [2, 300])
+def test_forward_with_no_features_is_the_activated_bias(n, sparse):
+    # found by hypothesis: with 0 features the sparse chunk loop never ran and left y unwritten
+    x, w = np.zeros((n, 0), np.float32), np.zeros((0, 3), np.float32)
+    b = np.array([1.5, -2.0, 0.0], np.float32)
+    y = kernels.dense_forward(x, w, b, "relu", sparse=sparse)
+    np.testing.assert_array_equal(y, np.tile([1.5, 0.0, 0.0], (n, 1)).astype(np.float32))
+    y = kernels.dense_forward(x, w, None, "linear", sparse=sparse)
+    np.testing.assert_array_equal(y, np.zeros((n, 3), np.float32))
+
+
 def test_forward_without_bias(rng):
     x, w, _ = make(rng, 9, 20, 30)
     np.testing.assert_allclose(
