@@ -7,6 +7,7 @@
 // tiling and threading never change a result.
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "rng.h"
 #include "simd.h"
@@ -350,10 +351,6 @@ inline void for_vectors(size_t rows, size_t cols, size_t ld, double* sum_sq, dou
     flush(sq, ab, sum_sq, sum_abs);
 }
 
-// L1, L2: coupled regularizer terms present (and so the penalty sums needed); DECAY: decoupled
-// weight decay; AMS: amsgrad. each combination compiles to its own loop with nothing unused in it.
-// one vector (cnt lanes) at offset i, its gradient gi already loaded: the whole update, written once
-// for adam_impl and the sweep's fused gradient + update (sparse_grad_adam).
 // adam's scalars, copied out of the OptCoef once per call: a local copy is not reloaded after every
 // store the way fields read through a reference are (a float store might alias them).
 struct AdamScalars {
@@ -363,6 +360,10 @@ struct AdamScalars {
           two_l2(2.0f * c.l2), wd(c.wd), lr(c.wd_lr) {}
 };
 
+// L1, L2: coupled regularizer terms present (and so the penalty sums needed); DECAY: decoupled
+// weight decay; AMS: amsgrad. each combination compiles to its own loop with nothing unused in it.
+// one vector (cnt lanes) at offset i, its gradient gi already loaded: the whole update, written once
+// for adam and the sweep's fused gradient + update (sparse_grad_adam).
 template <bool L1, bool L2, bool DECAY, bool AMS>
 inline void adam_vector(size_t i, int cnt, vf gi, float* w, float* m, float* v, float* vhat, const AdamScalars k,
                         vf& sq, vf& ab) {
@@ -388,31 +389,39 @@ inline void adam_vector(size_t i, int cnt, vf gi, float* w, float* m, float* v, 
     if (L1) ab += vabs(wi);
 }
 
-template <bool L1, bool L2, bool DECAY, bool AMS>
-void adam_impl(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
-               const OptCoef& c, double* sum_sq, double* sum_abs) {
-    const AdamScalars k(c);
-    for_vectors(rows, cols, ldw, sum_sq, sum_abs, [&](size_t i, int cnt, vf& sq, vf& ab) {
-        adam_vector<L1, L2, DECAY, AMS>(i, cnt, ld(g + i, cnt), w, m, v, vhat, k, sq, ab);
-    });
+// the 16 compiled variants of an adam kernel Impl<L1, L2, DECAY, AMS>::run, picked by the step's
+// coefficients (l1, l2, decay) and whether amsgrad's vhat is given.
+template <template <bool, bool, bool, bool> class Impl, class... Args>
+inline void run_adam_variant(const OptCoef& c, bool ams, Args&&... args) {
+    using Fn = decltype(&Impl<false, false, false, false>::run);
+    static const Fn table[16] = {
+        Impl<false, false, false, false>::run, Impl<false, false, false, true>::run,
+        Impl<false, false, true, false>::run,  Impl<false, false, true, true>::run,
+        Impl<false, true, false, false>::run,  Impl<false, true, false, true>::run,
+        Impl<false, true, true, false>::run,   Impl<false, true, true, true>::run,
+        Impl<true, false, false, false>::run,  Impl<true, false, false, true>::run,
+        Impl<true, false, true, false>::run,   Impl<true, false, true, true>::run,
+        Impl<true, true, false, false>::run,   Impl<true, true, false, true>::run,
+        Impl<true, true, true, false>::run,    Impl<true, true, true, true>::run,
+    };
+    const int sel = (c.l1 != 0.0f ? 8 : 0) | (c.l2 != 0.0f ? 4 : 0) | (c.wd != 0.0f ? 2 : 0) | (ams ? 1 : 0);
+    table[sel](std::forward<Args>(args)...);
 }
+
+template <bool L1, bool L2, bool DECAY, bool AMS>
+struct AdamRows {
+    static void run(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
+                    const OptCoef& c, double* sum_sq, double* sum_abs) {
+        const AdamScalars k(c);
+        for_vectors(rows, cols, ldw, sum_sq, sum_abs, [&](size_t i, int cnt, vf& sq, vf& ab) {
+            adam_vector<L1, L2, DECAY, AMS>(i, cnt, ld(g + i, cnt), w, m, v, vhat, k, sq, ab);
+        });
+    }
+};
 
 void adam(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* m, float* v, float* vhat,
           const OptCoef& c, double* sum_sq, double* sum_abs) {
-    const int sel = (c.l1 != 0.0f ? 8 : 0) | (c.l2 != 0.0f ? 4 : 0) | (c.wd != 0.0f ? 2 : 0) | (vhat ? 1 : 0);
-    using Fn = void (*)(size_t, size_t, size_t, float*, const float*, float*, float*, float*, const OptCoef&, double*,
-                        double*);
-    static const Fn table[16] = {
-        adam_impl<false, false, false, false>, adam_impl<false, false, false, true>,
-        adam_impl<false, false, true, false>,  adam_impl<false, false, true, true>,
-        adam_impl<false, true, false, false>,  adam_impl<false, true, false, true>,
-        adam_impl<false, true, true, false>,   adam_impl<false, true, true, true>,
-        adam_impl<true, false, false, false>,  adam_impl<true, false, false, true>,
-        adam_impl<true, false, true, false>,   adam_impl<true, false, true, true>,
-        adam_impl<true, true, false, false>,   adam_impl<true, true, false, true>,
-        adam_impl<true, true, true, false>,    adam_impl<true, true, true, true>,
-    };
-    table[sel](rows, cols, ldw, w, g, m, v, vhat, c, sum_sq, sum_abs);
+    run_adam_variant<AdamRows>(c, vhat != nullptr, rows, cols, ldw, w, g, m, v, vhat, c, sum_sq, sum_abs);
 }
 
 void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* mom, const OptCoef& c,
@@ -677,46 +686,37 @@ void sparse_weight_grad(size_t p0, size_t p1, size_t width, const uint64_t* cols
 // penalty equal the two calls.
 constexpr int PV = (int)(kColBlock / VW);
 template <bool L1, bool L2, bool DECAY, bool AMS>
-void grad_adam_impl(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
-                    const float* dz, size_t ldz, float* w, float* m, float* v, float* vhat, const OptCoef& c,
-                    double* sum_sq, double* sum_abs) {
-    const AdamScalars k(c);
-    vf sq = {}, ab = {};
-    for (size_t p = p0; p < p1; ++p) {
-        vf acc[PV];
-        for (int q = 0; q < PV; ++q) acc[q] = vf{};
-        const uint64_t* cm = cols + p * bw;
-        for (size_t wd = 0; wd < bw; ++wd)
-            for (uint64_t u = cm[wd]; u; u &= u - 1) {
-                const size_t r = wd * 64 + ctz64(u);
-                const vf a = vset1(xrows[r][p]);
-                const float* d = dz + r * ldz;
-                for (int q = 0; q < PV; ++q) acc[q] = vfma(a, vload(d + q * VW), acc[q]);
-            }
-        const size_t o = (p - p0) * kColBlock;
-        for (int q = 0; q < PV; ++q) adam_vector<L1, L2, DECAY, AMS>(o + q * VW, VW, acc[q], w, m, v, vhat, k, sq, ab);
-        if ((p - p0) % 64 == 63) flush(sq, ab, sum_sq, sum_abs);
+struct GradAdamRows {
+    static void run(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows, const float* dz,
+                    size_t ldz, float* w, float* m, float* v, float* vhat, const OptCoef& c, double* sum_sq,
+                    double* sum_abs) {
+        const AdamScalars k(c);
+        vf sq = {}, ab = {};
+        for (size_t p = p0; p < p1; ++p) {
+            vf acc[PV];
+            for (int q = 0; q < PV; ++q) acc[q] = vf{};
+            const uint64_t* cm = cols + p * bw;
+            for (size_t wd = 0; wd < bw; ++wd)
+                for (uint64_t u = cm[wd]; u; u &= u - 1) {
+                    const size_t r = wd * 64 + ctz64(u);
+                    const vf a = vset1(xrows[r][p]);
+                    const float* d = dz + r * ldz;
+                    for (int q = 0; q < PV; ++q) acc[q] = vfma(a, vload(d + q * VW), acc[q]);
+                }
+            const size_t o = (p - p0) * kColBlock;
+            for (int q = 0; q < PV; ++q)
+                adam_vector<L1, L2, DECAY, AMS>(o + q * VW, VW, acc[q], w, m, v, vhat, k, sq, ab);
+            if ((p - p0) % 64 == 63) flush(sq, ab, sum_sq, sum_abs);
+        }
+        flush(sq, ab, sum_sq, sum_abs);
     }
-    flush(sq, ab, sum_sq, sum_abs);
-}
+};
 
 void sparse_grad_adam(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
                       const float* dz, size_t ldz, float* w, float* m, float* v, float* vhat, const OptCoef& c,
                       double* sum_sq, double* sum_abs) {
-    const int sel = (c.l1 != 0.0f ? 8 : 0) | (c.l2 != 0.0f ? 4 : 0) | (c.wd != 0.0f ? 2 : 0) | (vhat ? 1 : 0);
-    using Fn = void (*)(size_t, size_t, const uint64_t*, size_t, const float* const*, const float*, size_t, float*,
-                        float*, float*, float*, const OptCoef&, double*, double*);
-    static const Fn table[16] = {
-        grad_adam_impl<false, false, false, false>, grad_adam_impl<false, false, false, true>,
-        grad_adam_impl<false, false, true, false>,  grad_adam_impl<false, false, true, true>,
-        grad_adam_impl<false, true, false, false>,  grad_adam_impl<false, true, false, true>,
-        grad_adam_impl<false, true, true, false>,   grad_adam_impl<false, true, true, true>,
-        grad_adam_impl<true, false, false, false>,  grad_adam_impl<true, false, false, true>,
-        grad_adam_impl<true, false, true, false>,   grad_adam_impl<true, false, true, true>,
-        grad_adam_impl<true, true, false, false>,   grad_adam_impl<true, true, false, true>,
-        grad_adam_impl<true, true, true, false>,    grad_adam_impl<true, true, true, true>,
-    };
-    table[sel](p0, p1, cols, bw, xrows, dz, ldz, w, m, v, vhat, c, sum_sq, sum_abs);
+    run_adam_variant<GradAdamRows>(c, vhat != nullptr, p0, p1, cols, bw, xrows, dz, ldz, w, m, v, vhat, c,
+                                   sum_sq, sum_abs);
 }
 
 // rows of y, one column tile: y = (first ? 0 : y) + sum over the set features p in [p0, p1) of row r
