@@ -624,22 +624,32 @@ void column_bits(const uint64_t* row_bits, size_t B, size_t words, size_t w0, si
 #endif
 }
 
+// one weight-gradient row on V vectors: out = sum over the rows r set in cols[p] (increasing) of
+// x_r[p] * dz(r, :). summed in a local array, copied out once (see tile_sum).
+template <int V, bool PART>
+inline void wgrad_row(size_t p, const uint64_t* cols, size_t bw, const float* const* xrows, const float* dz,
+                      size_t ldz, int nlast, vf (&out)[V]) {
+    vf acc[V];
+    for (int v = 0; v < V; ++v) acc[v] = vf{};
+    const uint64_t* cm = cols + p * bw;
+    for (size_t w = 0; w < bw; ++w)
+        for (uint64_t u = cm[w]; u; u &= u - 1) {
+            const size_t r = w * 64 + ctz64(u);
+            const vf a = vset1(xrows[r][p]);
+            const float* d = dz + r * ldz;
+            for (int v = 0; v < V; ++v)
+                acc[v] = vfma(a, (PART && v == V - 1) ? vloadn(d + v * VW, nlast) : vload(d + v * VW), acc[v]);
+        }
+    for (int v = 0; v < V; ++v) out[v] = acc[v];
+}
+
 // g rows [0, p1 - p0) of one column tile: g(p, :) = sum over the rows r set in cols[p] of x_r[p] * dz(r, :).
 template <int V, bool PART>
 inline void wgrad_tile(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
                        const float* dz, size_t ldz, float* g, size_t ldg, int nlast) {
     for (size_t p = p0; p < p1; ++p) {
         vf acc[V];
-        for (int v = 0; v < V; ++v) acc[v] = vf{};
-        const uint64_t* cm = cols + p * bw;
-        for (size_t w = 0; w < bw; ++w)
-            for (uint64_t u = cm[w]; u; u &= u - 1) {
-                const size_t r = w * 64 + ctz64(u);
-                const vf a = vset1(xrows[r][p]);
-                const float* d = dz + r * ldz;
-                for (int v = 0; v < V; ++v)
-                    acc[v] = vfma(a, (PART && v == V - 1) ? vloadn(d + v * VW, nlast) : vload(d + v * VW), acc[v]);
-            }
+        wgrad_row<V, PART>(p, cols, bw, xrows, dz, ldz, nlast, acc);
         float* gr = g + (p - p0) * ldg;
         for (int v = 0; v < V; ++v) {
             if (PART && v == V - 1) vstoren(gr + v * VW, acc[v], nlast);
@@ -694,15 +704,7 @@ struct GradAdamRows {
         vf sq = {}, ab = {};
         for (size_t p = p0; p < p1; ++p) {
             vf acc[PV];
-            for (int q = 0; q < PV; ++q) acc[q] = vf{};
-            const uint64_t* cm = cols + p * bw;
-            for (size_t wd = 0; wd < bw; ++wd)
-                for (uint64_t u = cm[wd]; u; u &= u - 1) {
-                    const size_t r = wd * 64 + ctz64(u);
-                    const vf a = vset1(xrows[r][p]);
-                    const float* d = dz + r * ldz;
-                    for (int q = 0; q < PV; ++q) acc[q] = vfma(a, vload(d + q * VW), acc[q]);
-                }
+            wgrad_row<PV, false>(p, cols, bw, xrows, dz, ldz, VW, acc);
             const size_t o = (p - p0) * kColBlock;
             for (int q = 0; q < PV; ++q)
                 adam_vector<L1, L2, DECAY, AMS>(o + q * VW, VW, acc[q], w, m, v, vhat, k, sq, ab);
