@@ -25,6 +25,7 @@
 #include "common.h"
 #include "dense.h"
 #include "dropout.h"
+#include "input_check.h"
 #include "loss.h"
 #include "mlp.h"
 #include "optim.h"
@@ -340,40 +341,6 @@ py::array_t<uint32_t> bind_philox_words(uint64_t seed, uint32_t stream, uint64_t
 // input preparation: one threaded pass that checks finiteness (and converts float64 to float32),
 // so that fit() on the 188 MB MNIST training set pays milliseconds, not a NumPy temporary.
 
-// index of the first element of a (n) that is NaN or Inf (or too large for float32 when converting),
-// or -1; when out is given, out = (float)a. threads split [0, n) in fixed chunks.
-template <class T>
-int64_t first_nonfinite(const T* a, size_t n, float* out, int threads) {
-    constexpr size_t CH = 1 << 16;
-    const size_t chunks = (n + CH - 1) / CH;
-    std::vector<int64_t> bad(chunks, -1);
-    run_team(threads, [&] {
-        const Range r = my_units(chunks);
-        for (size_t c = r.begin; c < r.end; ++c) {
-            const size_t b = c * CH, e = std::min(n, b + CH);
-            bool ok = true;
-            if constexpr (std::is_same_v<T, float>) {
-                ok = !kernels().any_nonfinite(a + b, e - b);  // vectorised: the check runs at memory speed
-            } else {
-                for (size_t i = b; i < e; ++i) {
-                    const float f = (float)a[i];
-                    out[i] = f;
-                    ok &= (f - f) == 0.0f;  // false for NaN and +-Inf (also after float64 -> float32 overflow)
-                }
-            }
-            if (!ok)
-                for (size_t i = b; i < e; ++i)
-                    if (!(((float)a[i] - (float)a[i]) == 0.0f)) {
-                        bad[c] = (int64_t)i;
-                        break;
-                    }
-        }
-    });
-    for (int64_t i : bad)
-        if (i >= 0) return i;
-    return -1;
-}
-
 py::tuple bind_prepare_features(const py::array& a, int threads) {
     const int T = threads_arg(threads);
     const size_t n = (size_t)a.size();
@@ -494,7 +461,7 @@ struct SigintWatch {
 
 py::dict bind_train_epoch(Mlp& m, const farr& x, const iarr& y, size_t batch_size, bool shuffle, uint64_t epoch,
                           int threads, const std::string& sparse, const py::object& progress, double report_interval,
-                          bool stop_on_nonfinite, bool lookahead) {
+                          bool stop_on_nonfinite, bool lookahead, bool check_input) {
     check_xy(m, x, &y, "x");
     PYREG_CHECK(batch_size > 0, "batch_size must be positive; got " << batch_size);
     PYREG_CHECK(x.shape(0) > 0, "x must contain at least one sample; got shape " << shape_str(x));
@@ -530,7 +497,7 @@ py::dict bind_train_epoch(Mlp& m, const farr& x, const iarr& y, size_t batch_siz
     {
         py::gil_scoped_release nogil;
         r = m.train_epoch(x.data(), y.data(), (size_t)x.shape(0), batch_size, shuffle, epoch, T, sm, fn,
-                          stop_on_nonfinite, lookahead);
+                          stop_on_nonfinite, lookahead, check_input);
     }
     if (py_error) throw std::move(*py_error);
     py::dict d;
@@ -543,6 +510,7 @@ py::dict bind_train_epoch(Mlp& m, const farr& x, const iarr& y, size_t batch_siz
     d["nonfinite_step"] = r.nonfinite_step;
     d["sparse"] = r.used_sparse;
     d["sweep"] = r.used_sweep;
+    d["bad_input"] = r.bad_input;
     return d;
 }
 
@@ -748,12 +716,14 @@ PYBIND11_MODULE(_core, mod) {
         .def("train_epoch", &bind_train_epoch, py::arg("x").noconvert(), py::arg("y").noconvert(),
              py::arg("batch_size"), py::arg("shuffle") = true, py::arg("epoch") = 0, py::arg("threads") = 0,
              py::arg("sparse") = "auto", py::arg("progress") = py::none(), py::arg("report_interval") = 0.1,
-             py::arg("stop_on_nonfinite") = true, py::arg("lookahead") = true,
+             py::arg("stop_on_nonfinite") = true, py::arg("lookahead") = true, py::arg("check_input") = false,
              "One epoch over x (N, IN) float32 and y (N,) int32, in C++ without the GIL. progress(step, steps, "
              "seen, loss, accuracy) is called at most every report_interval seconds and after the last batch; "
              "returning False stops after the current batch. Ctrl-C stops within one batch (KeyboardInterrupt). "
              "lookahead: with sparse input, compute the next batch's first-layer output during this step's "
-             "update (same results); pass False when progress may change the weights.")
+             "update (same results); pass False when progress may change the weights. check_input: x is not "
+             "yet checked for NaN/Inf; if it holds one, nothing is trained (the model is restored) and the "
+             "result's bad_input is True.")
         .def("evaluate", &bind_evaluate, py::arg("x").noconvert(), py::arg("y").noconvert(), py::arg("batch_size") = 32,
              py::arg("threads") = 0, py::arg("sparse") = "auto", "(loss, accuracy) in inference mode.")
         .def("predict", &bind_predict, py::arg("x").noconvert(), py::arg("batch_size") = 32, py::arg("threads") = 0,

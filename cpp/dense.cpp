@@ -62,11 +62,13 @@ size_t list_bits(const uint64_t* bits, size_t words, uint32_t* out) {
 // ---------------------------------------------------------------------------------------------
 // forward
 
-void sparse_scan_rows(SparseInput sp, const float* const* xrows, size_t B, size_t IN) {
+bool sparse_scan_rows(SparseInput sp, const float* const* xrows, size_t B, size_t IN) {
     const KernelTable& K = kernels();
     const size_t words = bit_words(IN);
     const Range r = my_units(B);
-    for (size_t b = r.begin; b < r.end; ++b) K.nonzero_bits(xrows[b], IN, sp.row_bits + b * words);
+    bool bad = false;
+    for (size_t b = r.begin; b < r.end; ++b) bad |= K.nonzero_bits(xrows[b], IN, sp.row_bits + b * words);
+    return bad;
 }
 
 void sparse_scan_groups(SparseInput sp, size_t B, size_t IN) {

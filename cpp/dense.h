@@ -54,8 +54,9 @@ struct SparseInput {
     size_t scratch_stride;  // >= max(IN, B)
 };
 
-// sparse input, phase 1 (rows split between threads): row_bits of this thread's rows.
-void sparse_scan_rows(SparseInput sp, const float* const* xrows, size_t B, size_t IN);
+// sparse input, phase 1 (rows split between threads): row_bits of this thread's rows; returns whether
+// one of them holds a NaN or Inf.
+bool sparse_scan_rows(SparseInput sp, const float* const* xrows, size_t B, size_t IN);
 // sparse input, phase 2 (after a barrier): group_rows of this thread's share of the features.
 void sparse_scan_groups(SparseInput sp, size_t B, size_t IN);
 

@@ -58,6 +58,7 @@ struct EpochResult {
     size_t nonfinite_step = 0;  // its index in the epoch
     bool used_sparse = false;
     bool used_sweep = false;  // layer 0 went through the fused sweep (sweep.h)
+    bool bad_input = false;   // check_input found a NaN or Inf in x: the model is as before the call
 };
 
 struct EvalResult {
@@ -101,9 +102,12 @@ class Mlp {
     // with sparse input, layer 0's gradient, update and (lookahead) the next batch's layer-0 output
     // are fused into one sweep (sweep.h); lookahead needs a progress function that leaves the weights
     // alone (it runs after the next batch's layer-0 output is computed). results are the same either way.
+    // check_input: x has not been checked for NaN/Inf; the sparse path's row scans check every row
+    // before it is trained on and a failed epoch restores the model (weights, optimizer state, counters);
+    // other paths check x up front. either way nothing is trained and res.bad_input is set.
     EpochResult train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
                             uint64_t epoch, int threads, SparseMode sparse, const ProgressFn& progress,
-                            bool stop_on_nonfinite, bool lookahead = true);
+                            bool stop_on_nonfinite, bool lookahead = true, bool check_input = false);
 
     // loss (mean cross-entropy + regularisation penalty) and accuracy, inference mode.
     EvalResult evaluate(const float* x, const int32_t* y, size_t N, size_t batch_size, int threads,
@@ -143,6 +147,10 @@ class Mlp {
     static constexpr int kScanParts = 3;
     void scan_next_rows(Workspace& ws, size_t rows, int part);
     bool can_sweep(bool sparse) const;
+    // the trained state (weights, optimizer moments and counters), for train_epoch's check_input.
+    struct State;
+    State save_state() const;
+    void restore_state(const State& s);
     void eval_pass(const float* x, const int32_t* y, float* out, size_t N, size_t batch_size, int threads,
                    bool sparse, double* loss_sum, size_t* correct);
 

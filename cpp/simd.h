@@ -56,8 +56,9 @@ struct KernelTable {
     void (*act_backward)(size_t rows, size_t c0, size_t c1, size_t ld, float* dz, const float* dy, const float* y,
                          const uint8_t* mask, float scale, Act act);
 
-    // bits (ceil(k/64) words): bit p set when x[p] != 0.
-    void (*nonzero_bits)(const float* x, size_t k, uint64_t* bits);
+    // bits (ceil(k/64) words): bit p set when x[p] != 0. returns whether some x[p] is NaN or +-Inf:
+    // the trainer's scan of each batch doubles as fit's input check (Mlp::train_epoch, check_input).
+    bool (*nonzero_bits)(const float* x, size_t k, uint64_t* bits);
     // true when some x[p], p < n, is NaN or +-Inf (exponent bits all ones); one streaming pass.
     bool (*any_nonfinite)(const float* x, size_t n);
 

@@ -5,6 +5,7 @@
 // back; the gemm kernels fuse explicitly (vfma), the optimizer does exactly keras' sequence of
 // float32 operations. every output element of a gemm is one sequential sum over p = 0..k-1, so
 // tiling and threading never change a result.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -245,26 +246,43 @@ void act_backward(size_t rows, size_t c0, size_t c1, size_t ldm, float* dz, cons
 // ---------------------------------------------------------------------------------------------
 // sparse input: which entries of a row are non-zero, as a bitmap the gemm index lists are built from.
 
-void nonzero_bits(const float* x, size_t k, uint64_t* bits) {
+bool nonzero_bits(const float* x, size_t k, uint64_t* bits) {
+    constexpr uint32_t kExp = 0x7f800000u, kAbs = 0x7fffffffu;  // non-finite: |bits| >= kExp
     const size_t words = (k + 63) / 64;
     for (size_t w = 0; w < words; ++w) bits[w] = 0;
     size_t p = 0;
+    uint32_t top = 0;  // the largest |bit pattern| seen
 #if defined(__AVX512F__)
     // whole words in a register (or-ing into memory per vector made a store-forwarding chain: 32 rows
-    // of 784, 1.4 -> 0.9 us)
+    // of 784, 1.4 -> 0.9 us). the finiteness check is an unsigned max of the patterns on the integer
+    // units, which this loop leaves idle (+0.13 us per 32 rows, from cache).
     const __m512 zero = _mm512_setzero_ps();
+    const __m512i abs_mask = _mm512_set1_epi32((int)kAbs);
+    __m512i vtop = _mm512_setzero_si512();
     for (; p + 64 <= k; p += 64) {
         uint64_t word = 0;
-        for (int q = 0; q < 4; ++q)
-            word |= (uint64_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(x + p + 16 * q), zero, _CMP_NEQ_UQ) << (16 * q);
+        for (int q = 0; q < 4; ++q) {
+            const __m512 v = _mm512_loadu_ps(x + p + 16 * q);
+            word |= (uint64_t)_mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ) << (16 * q);
+            vtop = _mm512_max_epu32(vtop, _mm512_and_si512(_mm512_castps_si512(v), abs_mask));
+        }
         bits[p >> 6] = word;
     }
     for (; p + 16 <= k; p += 16) {
-        const __mmask16 nz = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + p), zero, _CMP_NEQ_UQ);
+        const __m512 v = _mm512_loadu_ps(x + p);
+        const __mmask16 nz = _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ);
+        vtop = _mm512_max_epu32(vtop, _mm512_and_si512(_mm512_castps_si512(v), abs_mask));
         bits[p >> 6] |= (uint64_t)nz << (p & 63);  // p is a multiple of 16: never straddles a word
     }
+    top = (uint32_t)_mm512_reduce_max_epu32(vtop);
 #endif
-    for (; p < k; ++p) bits[p >> 6] |= (uint64_t)(x[p] != 0.0f) << (p & 63);
+    for (; p < k; ++p) {
+        uint32_t b;
+        std::memcpy(&b, x + p, sizeof b);
+        top = std::max(top, b & kAbs);
+        bits[p >> 6] |= (uint64_t)(x[p] != 0.0f) << (p & 63);
+    }
+    return top >= kExp;
 }
 
 // on the bit patterns: NaN and Inf are the floats whose exponent bits are all set. 4 vectors per step,

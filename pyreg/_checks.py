@@ -120,6 +120,17 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
     Accepts any numeric dtype and any memory layout (strided, Fortran, read-only): the data are
     copied only when dtype or layout require it, once.
     """
+    return features_maybe_unchecked(x, name, sample_shape, check_finite=True)[0]
+
+
+def features_maybe_unchecked(
+    x, name: str, sample_shape: tuple[int, ...] | None = None, *, check_finite: bool
+) -> tuple[np.ndarray, bool]:
+    """as_features, returning (features, checked). With check_finite=False, float32 input, whose
+    NaN/Inf check would be a pass over the data of its own, is left unchecked (checked False) for the
+    caller to check, e.g. the trainer while it scans the rows (Sequential.fit); other dtypes are
+    checked while they are converted, and raise as in as_features.
+    """
     a = _as_numeric_array(x, name)
     if a.ndim < 2:
         raise ValueError(
@@ -145,6 +156,8 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
         if a.dtype not in (np.float32, np.float64):  # float16, longdouble: through float64
             flat = flat.astype(np.float64)
         flat = np.ascontiguousarray(flat)
+        if flat.dtype == np.float32 and not check_finite:
+            return flat, False
         out, bad = _core.prepare_features(
             flat
         )  # checks NaN/Inf (and float32 overflow) in one threaded pass
@@ -155,9 +168,8 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
             raise ValueError(
                 f"{name} must be {what}; got {value} at index {tuple(map(int, where))}"
             )
-        return out
-    out = np.ascontiguousarray(flat, dtype=np.float32)
-    return out
+        return out, True
+    return np.ascontiguousarray(flat, dtype=np.float32), True
 
 
 def as_labels(y, name: str, n: int, num_classes: int, *, one_hot: bool = False) -> np.ndarray:

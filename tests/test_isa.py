@@ -121,3 +121,30 @@ def test_each_path_finds_the_first_nonfinite_input(isa, restore_isa):
                 a[where] = bad
                 a[-1] = np.nan  # a later one does not hide the first
                 assert _core.prepare_features(a)[1] == where, (isa, n, where, bad)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_each_path_finds_nonfinite_rows_while_scanning(isa, restore_isa):
+    # the trainer's row scans double as fit's input check (tests/test_input_check.py): 64-float words,
+    # 16-float vectors and the scalar tail of a 150-feature row; the first batch's rows (scanned in
+    # its own step) and a later batch's (scanned one step ahead).
+    _core.set_isa(isa)
+    rng = np.random.default_rng(2)
+    x = rng.random((203, 150)).astype(np.float32)
+    x[rng.random(x.shape) < 0.8] = 0
+    y = rng.integers(0, 4, len(x)).astype(np.int32)
+    pyreg.utils.set_random_seed(0)
+    model = pyreg.models.Sequential(
+        [pyreg.layers.Input(shape=(150,)), pyreg.layers.Dense(16, activation="relu"), pyreg.layers.Dense(4)]
+    )
+    model.compile(optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.build((None, 150))
+    for row in (3, 100):
+        for col in (5, 70, 130, 147):
+            for bad in (np.nan, np.inf, -np.inf):
+                xb = x.copy()
+                xb[row, col] = bad
+                res = model._mlp.train_epoch(xb, y, 32, sparse="sparse", threads=2, stop_on_nonfinite=False,
+                                             check_input=True)  # fmt: skip
+                assert res["bad_input"] and res["sweep"], (isa, row, col, bad)
+    assert not model._mlp.train_epoch(x, y, 32, sparse="sparse", threads=2, check_input=True)["bad_input"]
