@@ -24,13 +24,13 @@ from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._arena import ArenaWeight, arena_weights
 from ._checks import (
-    features_maybe_unchecked,
     as_labels,
     check_bool,
     check_choice,
     check_fraction,
     check_int,
     describe,
+    features_maybe_unchecked,
 )
 from ._io import write_atomic
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN
@@ -361,7 +361,9 @@ class Sequential:
     # ------------------------------------------------------------------------------------------
     # data
 
-    def _features(self, x, name: str = "x", *, check_finite: bool = True) -> tuple[np.ndarray, bool]:
+    def _features(
+        self, x, name: str = "x", *, check_finite: bool = True
+    ) -> tuple[np.ndarray, bool]:
         """(features, checked): see features_maybe_unchecked; always checked unless check_finite=False."""
         if self._sample_shape is None:
             arr = np.asarray(x) if not isinstance(x, np.ndarray) else x

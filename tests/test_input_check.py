@@ -60,7 +60,9 @@ def test_nonfinite_x_raises_and_leaves_the_model_as_it_was(data, sparse, kind, w
     history, before = model.history, model.get_weights()
     xb = x.copy()
     xb[where] = bad
-    with pytest.raises(ValueError, match=re.escape(f"x must be finite; got {xb[where]} at index {where}")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"x must be finite; got {xb[where]} at index {where}")
+    ):
         fit(model, xb, y, sparse, epochs=2)
     assert model.history is history
     for u, v in zip(model.get_weights(), before):
@@ -82,12 +84,16 @@ def test_the_row_scans_find_it_on_the_sparse_path(data):
     # training on through NaN losses: only the scans can have found the bad row
     res = model._mlp.train_epoch(xb, yl, BATCH, sparse="sparse", threads=2, stop_on_nonfinite=False,
                                  check_input=True)  # fmt: skip
-    assert res["bad_input"] and res["sparse"] and res["sweep"] and res["steps"] == 0
+    assert res["bad_input"]
+    assert res["sparse"]
+    assert res["sweep"]
+    assert res["steps"] == 0
     for u, v in zip(model.get_weights(), before):
         np.testing.assert_array_equal(u, v)
     # unchecked, the same epoch trains through (the flag above came from the check, not the loss)
     res = model._mlp.train_epoch(xb, yl, BATCH, sparse="sparse", threads=2, stop_on_nonfinite=False)
-    assert not res["bad_input"] and res["steps"] == -(-len(x) // BATCH)
+    assert not res["bad_input"]
+    assert res["steps"] == -(-len(x) // BATCH)
 
 
 def test_an_epoch_stopped_early_still_checks_every_row(data):
@@ -108,7 +114,9 @@ def test_an_epoch_stopped_early_still_checks_every_row(data):
 @pytest.mark.parametrize("watch", ["callback", "verbose"])
 def test_with_watchers_the_check_comes_first(data, watch, capsys):
     class Record(callbacks.Callback):
-        calls: list = []
+        def __init__(self):
+            super().__init__()
+            self.calls = []
 
         def on_train_begin(self, logs=None):
             self.calls.append("train_begin")
@@ -123,4 +131,5 @@ def test_with_watchers_the_check_comes_first(data, watch, capsys):
     kw = {"callbacks": [rec]} if watch == "callback" else {"verbose": 1}
     with pytest.raises(ValueError, match=re.escape("x must be finite; got nan at index (7, 2)")):
         model.fit(xb, y, batch_size=BATCH, **{"verbose": 0, **kw})
-    assert rec.calls == [] and capsys.readouterr().out == ""
+    assert rec.calls == []
+    assert capsys.readouterr().out == ""

@@ -135,9 +135,15 @@ def test_each_path_finds_nonfinite_rows_while_scanning(isa, restore_isa):
     y = rng.integers(0, 4, len(x)).astype(np.int32)
     pyreg.utils.set_random_seed(0)
     model = pyreg.models.Sequential(
-        [pyreg.layers.Input(shape=(150,)), pyreg.layers.Dense(16, activation="relu"), pyreg.layers.Dense(4)]
+        [
+            pyreg.layers.Input(shape=(150,)),
+            pyreg.layers.Dense(16, activation="relu"),
+            pyreg.layers.Dense(4),
+        ]
     )
-    model.compile(optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.build((None, 150))
     for row in (3, 100):
         for col in (5, 70, 130, 147):
@@ -146,5 +152,8 @@ def test_each_path_finds_nonfinite_rows_while_scanning(isa, restore_isa):
                 xb[row, col] = bad
                 res = model._mlp.train_epoch(xb, y, 32, sparse="sparse", threads=2, stop_on_nonfinite=False,
                                              check_input=True)  # fmt: skip
-                assert res["bad_input"] and res["sweep"], (isa, row, col, bad)
-    assert not model._mlp.train_epoch(x, y, 32, sparse="sparse", threads=2, check_input=True)["bad_input"]
+                assert res["bad_input"], (isa, row, col, bad)
+                assert res["sweep"]
+    assert not model._mlp.train_epoch(x, y, 32, sparse="sparse", threads=2, check_input=True)[
+        "bad_input"
+    ]
