@@ -203,8 +203,13 @@ void dense_backward_params_sparse(WeightGrads dw, float* db, const float* dz, Sp
 
 void dense_backward_input(float* dx, const float* const* dzrows, Weights w, float* wt, size_t B, bool accumulate,
                           const float* y_in, const uint8_t* mask_in, float scale_in, Act act_in) {
+    // columns of dx: the layer below's outputs
+    dense_backward_input_cols(owned_cols(w.in), dx, dzrows, w, wt, B, accumulate, y_in, mask_in, scale_in, act_in);
+}
+
+void dense_backward_input_cols(Range c, float* dx, const float* const* dzrows, Weights w, float* wt, size_t B,
+                               bool accumulate, const float* y_in, const uint8_t* mask_in, float scale_in, Act act_in) {
     const size_t IN = w.in, OUT = w.out;
-    const Range c = owned_cols(IN);  // columns of dx: the layer below's outputs
     if (c.end == c.begin) return;
     // wt (OUT, IN) = w^T for this thread's columns only: no other thread reads them.
     constexpr size_t T = 16;  // transposed in 16 x 16 tiles: both sides touch whole cache lines

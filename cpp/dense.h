@@ -92,6 +92,9 @@ void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size
 void dense_backward_input(float* dx, const float* const* dzrows, Weights w, float* wt, size_t B, bool accumulate,
                           const float* y_in = nullptr, const uint8_t* mask_in = nullptr, float scale_in = 1.0f,
                           Act act_in = Act::linear);
+// the same for the columns c of dx, whoever owns them (the trainer's narrow-top step: one thread, all).
+void dense_backward_input_cols(Range c, float* dx, const float* const* dzrows, Weights w, float* wt, size_t B,
+                               bool accumulate, const float* y_in, const uint8_t* mask_in, float scale_in, Act act_in);
 
 // the naive reference (one thread, triple loop, float accumulation in the same order): for tests.
 void dense_forward_ref(float* y, const float* x, const float* w, const float* b, size_t B, size_t IN, size_t OUT,

@@ -39,7 +39,11 @@ inline RowStats row_stats(const float* z, size_t K, float* e) {
 
 void softmax_xent(float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits, const int32_t* labels,
                   size_t B, size_t K, float grad_scale) {
-    const Range r = my_units(B);
+    softmax_xent_rows(my_units(B), dlogits, loss_rows, correct_rows, logits, labels, K, grad_scale);
+}
+
+void softmax_xent_rows(Range r, float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits,
+                       const int32_t* labels, size_t K, float grad_scale) {
     float kept[kKeptExps];
     float* e = K <= kKeptExps ? kept : nullptr;
     for (size_t b = r.begin; b < r.end; ++b) {

@@ -10,12 +10,17 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common.h"
+
 namespace pyreg {
 
 // loss_rows (B) and correct_rows (B) overwritten; dlogits (B, K) overwritten unless null.
 // labels must be in [0, K) (checked by callers). team-aware (rows split), no barrier.
 void softmax_xent(float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits, const int32_t* labels,
                   size_t B, size_t K, float grad_scale);
+// the same for the rows r only, whoever calls it.
+void softmax_xent_rows(Range r, float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits,
+                       const int32_t* labels, size_t K, float grad_scale);
 
 // probs (B, K) = softmax(logits) row by row; in place allowed. team-aware (rows split), no barrier.
 void softmax_forward(float* probs, const float* logits, size_t B, size_t K);

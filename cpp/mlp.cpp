@@ -364,6 +364,60 @@ void Mlp::restore_state(const State& s) {
     dropout_step_ = s.dropout_step;
 }
 
+// the narrow-top step (train_epoch): two layers, the output layer within one column block (thread 0 owns
+// all of it), giving logits (softmax or linear) without dropout, as the study's models.
+bool Mlp::narrow_top() const {
+    if (spec_.layers.size() != 2) return false;
+    const LayerSpec& top = spec_.layers[1];
+    return top.units <= kColBlock && top.dropout == 0.0 && (top.act == Act::softmax || top.act == Act::linear);
+}
+
+void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int threads) {
+    // one barrier (the caller's) instead of four: the master runs the whole output layer (forward, loss
+    // and gradient over every row, its weight gradient, and layer 0's dz over every column, relu and
+    // dropout mask fused), the others meanwhile take this batch's column bitmaps, scan the next batch
+    // and prefetch the one after; with one thread, it does both. each barrier costs its latency and the
+    // wait for the slowest thread; fewer, with SpinBarrier: epoch 105 -> 101 ms on two threads, and an
+    // oversubscribed team (4 threads on 2 cores) 360 -> 200 ms (measured, fit with validation). (handing
+    // the output layer's dlogits to the others for their own columns of dz instead, with a flag and no
+    // barrier, measured slower: their prefetch and scans already fill the master's time.)
+    const bool master = team_rank() == 0;
+    const LayerSpec& S0 = spec_.layers[0];
+    const LayerSpec& S1 = spec_.layers[1];
+    constexpr size_t kLineFloats = kCacheLine / sizeof(float);
+    if (master) {
+        // the other threads' columns of layer 0's output and mask (read) and dz (written) are in their
+        // caches: fetched at once
+        for (size_t i = 0; i < rows * S0.units; i += kLineFloats) {
+            __builtin_prefetch(ws.act[0].data() + i, 0, 3);
+            __builtin_prefetch(ws.grad[0].data() + i, 1, 3);
+        }
+        if (S0.dropout > 0.0)
+            for (size_t i = 0; i < rows * S0.units; i += kCacheLine) __builtin_prefetch(ws.mask[0].data() + i, 0, 3);
+        dense_forward(ws.act[1].data(), ws.act_rows[0].data(), kernel(1), bias(1), rows, Act::linear);  // logits
+        mark(2);
+        softmax_xent_rows({0, rows}, ws.grad[1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act[1].data(),
+                          ws.labels.data(), classes(), 1.0f / (float)rows);
+        mark(3);
+        float* db = S1.use_bias ? grads_.data() + bias_off_[1] : nullptr;
+        dense_backward_params(kernel_grad(1), db, ws.grad[1].data(), ws.act_rows[0].data(), rows, false);
+        const bool drop = S0.dropout > 0.0;
+        dense_backward_input_cols({0, S0.units}, ws.grad[0].data(), ws.grad_rows[1].data(), kernel(1), ws.wt[1].data(),
+                                  rows, false, ws.act[0].data(), drop ? ws.mask[0].data() : nullptr,
+                                  drop ? keep_scale(S0.dropout) : 1.0f, S0.act);
+        mark(5);
+    }
+    if (master && threads > 1) return;
+    const size_t IN = spec_.input_dim, words = bit_words(IN);
+    const Range w = helper_units(words);
+    kernels().column_bits(ws.row_bits.data(), rows, words, w.begin, w.end, IN, ws.col_bits.data());
+    for (int part = 0; part < kScanParts; ++part) scan_next_rows(ws, next_rows, part);
+    if (threads == 1) return;  // one thread: the sweep spreads the prefetch over its chunks
+    const Range r = helper_units(ahead_rows);
+    for (size_t b = r.begin; b < r.end; ++b)
+        for (size_t f = 0; f < IN; f += kLineFloats) __builtin_prefetch(ws.x_rows_ahead[b] + f, 0, 2);
+}
+
 bool Mlp::can_sweep(bool sparse) const {
     const Act a0 = spec_.layers[0].act;
     const bool linear_or_relu = a0 == Act::relu || a0 == Act::linear || (a0 == Act::softmax && spec_.layers.size() == 1);
@@ -419,30 +473,60 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     lookahead = lookahead && sweep;
     res.used_sweep = sweep;
     const Act act0 = spec_.layers[0].act == Act::relu ? Act::relu : Act::linear;
+    const bool narrow = lookahead && narrow_top();
+    const double drop0 = spec_.layers[0].dropout;
+    // the master points the batch after this one (look-ahead) and the one after that (prefetched) at
+    // their rows; read from the next step on, after the barrier that ends this one.
+    auto set_ahead = [&](size_t s) {
+        if (lookahead && s + 1 < steps) set_batch(s + 1, ws.x_rows_next, ws.labels_next);
+        const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
+        for (size_t r = 0; r < ahead_rows; ++r) ws.x_rows_ahead[r] = x + (size_t)perm_[(s + 2) * B + r] * IN;
+    };
+    double step_loss = 0.0;  // narrow steps: the batch loss, from the master to every thread
+    SpinBarrier step_barrier;  // the steps' own barriers (forward and backward use omp's)
     run_team(T, [&] {
         const FlushDenormals ftz;  // as tensorflow's cpu kernels (fpenv.h)
         const bool master = team_rank() == 0;
-        if (master) set_batch(0, ws.x_rows, ws.labels);
+        if (master) {
+            set_batch(0, ws.x_rows, ws.labels);
+            set_ahead(0);
+            step_barrier.set_size(team_size());
+        }
         team_barrier();
         bool layer0_ready = false;  // the previous step's sweep computed this batch's layer-0 output
         for (size_t s = 0; s < steps; ++s) {
             const size_t rows = std::min(B, N - s * B);
             const size_t next_rows = lookahead && s + 1 < steps ? std::min(B, N - (s + 1) * B) : 0;
-            mark(0);
-            // read from the backward on, after barriers
             const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
-            if (master && next_rows > 0) set_batch(s + 1, ws.x_rows_next, ws.labels_next);
-            if (master)
-                for (size_t r = 0; r < ahead_rows; ++r) ws.x_rows_ahead[r] = x + (size_t)perm_[(s + 2) * B + r] * IN;
-            forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready, next_rows});
-            softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act.back().data(),
-                         ws.labels.data(), rows, K, 1.0f / (float)rows);
-            if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
-            team_barrier();
-            // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
-            double ce = 0.0;
-            for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-            const double batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
+            const bool narrow_step = narrow && layer0_ready;
+            mark(0);
+            double batch_loss;
+            if (narrow_step) {
+                narrow_top_step(ws, rows, next_rows, ahead_rows, T);
+                if (master) {
+                    double ce = 0.0;
+                    for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
+                    step_loss = ce / (double)rows + pen;
+                }
+                step_barrier.wait();
+                batch_loss = step_loss;
+                if (!master) {  // this thread's columns of layer 0's dz, written by the master: fetched at once
+                    const Range c = owned_cols(spec_.layers[0].units);
+                    for (size_t r = 0; r < rows; ++r)
+                        for (size_t j = c.begin; j < c.end; j += kCacheLine / sizeof(float))
+                            __builtin_prefetch(ws.grad[0].data() + r * spec_.layers[0].units + j, 0, 3);
+                }
+            } else {
+                forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready, next_rows});
+                softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(),
+                             ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
+                if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
+                step_barrier.wait();
+                // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
+                double ce = 0.0;
+                for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
+                batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
+            }
             // this batch's rows were scanned before the barrier above, the next batch's are being scanned
             // (read by the master at the step's end): every thread reads the same value here.
             if (check_in_scans && ws.bad_input.load(std::memory_order_relaxed)) {
@@ -465,20 +549,27 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             mark(1 + L);
             if (bad) break;  // before any update: the weights stay as they were
             const OptCoef coef = step_coefficients(opt_, iterations_);
-            backward(ws, rows, sparse, Fusion{sweep, layer0_ready, next_rows});
+            if (!narrow_step) backward(ws, rows, sparse, Fusion{sweep, layer0_ready, next_rows});
             if (sweep) {
                 const SweepLayer layer{IN, spec_.layers[0].units, act0, ws.act[0].data(), ws.grad[0].data()};
                 const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};
                 const SweepBatch nxt{next_rows, ws.x_rows_next.data(), ws.row_bits_next.data()};
-                const SweepBatch ahead{ahead_rows, ws.x_rows_ahead.data(), nullptr};
+                // narrow steps on several threads prefetch the batch after next beside the output layer
+                const bool prefetched = narrow_step && T > 1;
+                const SweepBatch ahead{prefetched ? 0 : ahead_rows, ws.x_rows_ahead.data(), nullptr};
                 float* sweep_buf = ws.gbuf.data() + (size_t)team_rank() * (kOptRows + B) * kColBlock;
                 first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,
                                   cur, nxt, ahead, sweep_buf, sweep_buf + kOptRows * kColBlock);
+                // narrow steps skip the forward: the next batch's layer-0 dropout comes here, on the
+                // columns this thread just computed (step counter: the next step's)
+                if (narrow && next_rows > 0 && drop0 > 0.0)
+                    dropout_forward(ws.act[0].data(), ws.mask[0].data(), next_rows, spec_.layers[0].units, drop0, seed_,
+                                    1, dropout_step_ + 1);
                 mark(L + 2);
             }
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
                            sweep ? 0 : -1);
-            team_barrier();
+            step_barrier.wait();
             mark(2 + 2 * L);
             if (master) {
                 pen = 0.0;
@@ -504,12 +595,13 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                     std::swap(ws.row_bits, ws.row_bits_next);
                     ws.bad_input.store(ws.bad_input_next.exchange(false, std::memory_order_relaxed),
                                        std::memory_order_relaxed);
+                    set_ahead(s + 1);
                 } else if (!stop && s + 1 < steps) {
                     set_batch(s + 1, ws.x_rows, ws.labels);
                 }
             }
             layer0_ready = next_rows > 0;
-            team_barrier();
+            step_barrier.wait();
             mark(3 + 2 * L);
             if (stop) break;
         }

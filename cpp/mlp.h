@@ -120,7 +120,8 @@ class Mlp {
 
     // per-phase wall time of train_epoch, accumulated while profiling is on (master thread, barrier to
     // barrier): names "setup", "forward_<l>", "loss", "backward_<l>", "optimizer", "report". with the
-    // sweep (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output.
+    // sweep (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output; in
+    // narrow-top steps (narrow_top_step) "forward_0" is empty and "loss" includes the wait at the barrier.
     void set_profiling(bool on);
     std::vector<std::pair<std::string, double>> profile() const;
 
@@ -147,6 +148,9 @@ class Mlp {
     static constexpr int kScanParts = 3;
     void scan_next_rows(Workspace& ws, size_t rows, int part);
     bool can_sweep(bool sparse) const;
+    bool narrow_top() const;
+    // the narrow-top step's first phase (train_epoch), ended by the caller's barrier.
+    void narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int threads);
     // the trained state (weights, optimizer moments and counters), for train_epoch's check_input.
     struct State;
     State save_state() const;
