@@ -378,9 +378,9 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
     // dropout mask fused), the others meanwhile take this batch's column bitmaps, scan the next batch
     // and prefetch the one after; with one thread, it does both. each barrier costs its latency and the
     // wait for the slowest thread; fewer, with SpinBarrier: epoch 105 -> 101 ms on two threads, and an
-    // oversubscribed team (4 threads on 2 cores) 360 -> 200 ms (measured, fit with validation). (handing
-    // the output layer's dlogits to the others for their own columns of dz instead, with a flag and no
-    // barrier, measured slower: their prefetch and scans already fill the master's time.)
+    // oversubscribed team (4 threads on 2 cores) 360 -> 200 ms (measured, fit with validation). measured
+    // slower: handing the dlogits to the others for their own columns of dz (with a flag, no barrier),
+    // and splitting the output layer's rows between the threads (the cross-core reads cost more).
     const bool master = team_rank() == 0;
     const LayerSpec& S0 = spec_.layers[0];
     const LayerSpec& S1 = spec_.layers[1];
