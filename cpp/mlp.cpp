@@ -1,20 +1,16 @@
-// mlp.cpp: the native trainer: arena set-up, batch workspaces, and the epoch loop on one team.
+// mlp.cpp: the native trainer: arena set-up, batch workspaces, forward and backward, inference
+// (the epoch loop: train_epoch.cpp).
 #include "mlp.h"
+#include "mlp_internal.h"
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <exception>
-#include <numeric>
 
 #include "dropout.h"
 #include "fpenv.h"
-#include "input_check.h"
 #include "loss.h"
 #include "parallel.h"
-#include "rng.h"
 #include "sweep.h"
 
 namespace pyreg {
@@ -24,55 +20,11 @@ namespace {
 constexpr size_t kAlign = 16;  // floats: every arena part starts on a 64-byte boundary
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-// fills perm with 0..N-1, shuffled by fisher-yates from the (seed, shuffle stream, epoch) words.
-void epoch_order(std::vector<uint32_t>& perm, size_t N, bool shuffle, uint64_t seed, uint64_t epoch) {
-    perm.resize(N);
-    std::iota(perm.begin(), perm.end(), 0u);
-    if (!shuffle || N < 2) return;
-    Rng rng{seed, kShuffleStream, epoch};
-    for (size_t i = N - 1; i > 0; --i) std::swap(perm[i], perm[(size_t)rng.next_below(i + 1)]);
-}
-
 bool needs_pre_dropout_copy(const LayerSpec& l) {
     return l.dropout > 0.0 && (l.act == Act::sigmoid || l.act == Act::tanh);
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// workspace: every buffer one batch needs, allocated once per (fit, batch size), reused by every batch.
-
-struct Mlp::Workspace {
-    size_t capacity = 0;  // rows
-    bool training = false;
-    std::vector<aligned_vector<float>> act;    // per layer (rows, OUT_l): output, after dropout in training
-    std::vector<aligned_vector<float>> pre;    // per layer (rows, OUT_l): output before dropout (sigmoid/tanh only)
-    std::vector<aligned_vector<float>> grad;   // per layer (rows, OUT_l): d loss / d pre-activation
-    std::vector<aligned_vector<uint8_t>> mask; // per layer (rows, OUT_l): dropout keep-mask
-    std::vector<aligned_vector<float>> wt;     // per layer (OUT_l, IN_l): kernel transpose, l >= 1
-    std::vector<std::vector<const float*>> act_rows, grad_rows;  // per layer (rows) row pointers
-    std::vector<const float*> x_rows;      // (rows) the input batch, pointing into the data set
-    aligned_vector<float> xin;                // (rows, IN) input copy when the input has dropout
-    aligned_vector<uint8_t> xin_mask;         // (rows, IN)
-    std::vector<const float*> xin_rows;    // (rows)
-    size_t threads = 0;                    // thread slices in scratch
-    aligned_vector<uint64_t> row_bits;        // (rows, bit_words(IN)) sparse input: non-zero bitmaps
-    aligned_vector<uint64_t> group_rows;      // (feature groups, bit_words(rows)) sparse input, for dW
-    aligned_vector<uint32_t> scratch;         // (threads, max(IN, rows)) sparse input: index lists
-    aligned_vector<float> loss_rows;          // (rows)
-    aligned_vector<uint8_t> correct_rows;     // (rows)
-    std::vector<int32_t> labels;           // (rows)
-    // the fused first-layer sweep (sweep.h): the next batch, seen one step ahead, and scratch.
-    std::vector<const float*> x_rows_next;  // (rows)
-    std::vector<const float*> x_rows_ahead; // (rows) the batch after next: prefetched by the sweep
-    std::vector<int32_t> labels_next;       // (rows)
-    aligned_vector<uint64_t> row_bits_next;    // (rows, bit_words(IN))
-    aligned_vector<uint64_t> col_bits;         // (IN, bit_words(rows)) this batch's non-zeros, by feature
-    aligned_vector<float> gbuf;  // (threads, (kOptRows + rows) * kColBlock) weight-gradient rows, partial outputs
-    // the row scans' NaN/Inf findings (train_epoch, check_input): this batch's rows, the next batch's.
-    std::atomic<bool> bad_input{false}, bad_input_next{false};
-    SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
-};
 
 Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
     PYREG_CHECK(spec.input_dim > 0, "input_dim must be positive; got " << spec.input_dim);
@@ -111,18 +63,6 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
 
 // ---------------------------------------------------------------------------------------------
 // profiling: the master thread adds the time since its previous mark to a phase slot.
-
-struct Mlp::PhaseClock {
-    std::vector<std::string> names;
-    std::vector<double> seconds;
-    std::chrono::steady_clock::time_point last;
-    void start() { last = std::chrono::steady_clock::now(); }
-    void mark(size_t slot) {
-        const auto now = std::chrono::steady_clock::now();
-        seconds[slot] += std::chrono::duration<double>(now - last).count();
-        last = now;
-    }
-};
 
 void Mlp::set_profiling(bool on) {
     if (!on) {
@@ -323,303 +263,6 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion) {
         team_barrier();  // the layer below reads every column of its dz
         mark(L + 2 + l);
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// one epoch
-
-void Mlp::scan_next_rows(Workspace& ws, size_t rows, int part) {
-    // the helper threads' rows (the same the sweep prefetched), in three parts placed beside the output
-    // layer's forward, loss and backward.
-    const Range rows_mine = helper_units(rows);
-    const Range piece = split_range(rows_mine.end - rows_mine.begin, part, kScanParts, 1);
-    const Range mine{rows_mine.begin + piece.begin, rows_mine.begin + piece.end};
-    const KernelTable& K = kernels();
-    const size_t IN = spec_.input_dim, words = bit_words(IN);
-    bool bad = false;
-    for (size_t b = mine.begin; b < mine.end; ++b)
-        bad |= K.nonzero_bits(ws.x_rows_next[b], IN, ws.row_bits_next.data() + b * words);
-    if (bad) ws.bad_input_next.store(true, std::memory_order_relaxed);
-}
-
-struct Mlp::State {
-    aligned_vector<float> params, m, v, vhat;
-    std::vector<double> penalty_segments;
-    int64_t iterations;
-    uint64_t dropout_step;
-};
-
-Mlp::State Mlp::save_state() const {
-    return {params_, m_, v_, vhat_, penalty_segments_, iterations_, dropout_step_};
-}
-
-void Mlp::restore_state(const State& s) {
-    // copied back into the same buffers: python holds views of the arena (pyreg/_arena.py)
-    std::copy(s.params.begin(), s.params.end(), params_.begin());
-    std::copy(s.m.begin(), s.m.end(), m_.begin());
-    std::copy(s.v.begin(), s.v.end(), v_.begin());
-    std::copy(s.vhat.begin(), s.vhat.end(), vhat_.begin());
-    penalty_segments_ = s.penalty_segments;
-    iterations_ = s.iterations;
-    dropout_step_ = s.dropout_step;
-}
-
-// the narrow-top step (train_epoch): two layers, the output layer within one column block (thread 0 owns
-// all of it), giving logits (softmax or linear) without dropout, as the study's models.
-bool Mlp::narrow_top() const {
-    if (spec_.layers.size() != 2) return false;
-    const LayerSpec& top = spec_.layers[1];
-    return top.units <= kColBlock && top.dropout == 0.0 && (top.act == Act::softmax || top.act == Act::linear);
-}
-
-void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int threads) {
-    // one barrier (the caller's) instead of four: the master runs the whole output layer (forward, loss
-    // and gradient over every row, its weight gradient, and layer 0's dz over every column, relu and
-    // dropout mask fused), the others meanwhile take this batch's column bitmaps, scan the next batch
-    // and prefetch the one after; with one thread, it does both. each barrier costs its latency and the
-    // wait for the slowest thread; fewer, with SpinBarrier: epoch 105 -> 101 ms on two threads, and an
-    // oversubscribed team (4 threads on 2 cores) 360 -> 200 ms (measured, fit with validation). measured
-    // slower: handing the dlogits to the others for their own columns of dz (with a flag, no barrier),
-    // and splitting the output layer's rows between the threads (the cross-core reads cost more).
-    const bool master = team_rank() == 0;
-    const LayerSpec& S0 = spec_.layers[0];
-    const LayerSpec& S1 = spec_.layers[1];
-    constexpr size_t kLineFloats = kCacheLine / sizeof(float);
-    if (master) {
-        // the other threads' columns of layer 0's output and mask (read) and dz (written) are in their
-        // caches: fetched at once
-        for (size_t i = 0; i < rows * S0.units; i += kLineFloats) {
-            __builtin_prefetch(ws.act[0].data() + i, 0, 3);
-            __builtin_prefetch(ws.grad[0].data() + i, 1, 3);
-        }
-        if (S0.dropout > 0.0)
-            for (size_t i = 0; i < rows * S0.units; i += kCacheLine) __builtin_prefetch(ws.mask[0].data() + i, 0, 3);
-        dense_forward(ws.act[1].data(), ws.act_rows[0].data(), kernel(1), bias(1), rows, Act::linear);  // logits
-        mark(2);
-        softmax_xent_rows({0, rows}, ws.grad[1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act[1].data(),
-                          ws.labels.data(), classes(), 1.0f / (float)rows);
-        mark(3);
-        float* db = S1.use_bias ? grads_.data() + bias_off_[1] : nullptr;
-        dense_backward_params(kernel_grad(1), db, ws.grad[1].data(), ws.act_rows[0].data(), rows, false);
-        const bool drop = S0.dropout > 0.0;
-        dense_backward_input_cols({0, S0.units}, ws.grad[0].data(), ws.grad_rows[1].data(), kernel(1), ws.wt[1].data(),
-                                  rows, false, ws.act[0].data(), drop ? ws.mask[0].data() : nullptr,
-                                  drop ? keep_scale(S0.dropout) : 1.0f, S0.act);
-        mark(5);
-    }
-    if (master && threads > 1) return;
-    const size_t IN = spec_.input_dim, words = bit_words(IN);
-    const Range w = helper_units(words);
-    kernels().column_bits(ws.row_bits.data(), rows, words, w.begin, w.end, IN, ws.col_bits.data());
-    for (int part = 0; part < kScanParts; ++part) scan_next_rows(ws, next_rows, part);
-    if (threads == 1) return;  // one thread: the sweep spreads the prefetch over its chunks
-    const Range r = helper_units(ahead_rows);
-    for (size_t b = r.begin; b < r.end; ++b)
-        for (size_t f = 0; f < IN; f += kLineFloats) __builtin_prefetch(ws.x_rows_ahead[b] + f, 0, 2);
-}
-
-bool Mlp::can_sweep(bool sparse) const {
-    const Act a0 = spec_.layers[0].act;
-    const bool linear_or_relu = a0 == Act::relu || a0 == Act::linear || (a0 == Act::softmax && spec_.layers.size() == 1);
-    return sparse && spec_.input_dropout == 0.0 && linear_or_relu;
-}
-
-EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
-                              uint64_t epoch, int threads, SparseMode sparse_mode, const ProgressFn& progress,
-                             bool stop_on_nonfinite, bool lookahead, bool check_input) {
-    PYREG_CHECK(batch_size > 0, "batch_size must be positive; got " << batch_size);
-    PYREG_CHECK(N > 0, "cannot train on 0 samples");
-    const size_t B = std::min(batch_size, N), IN = spec_.input_dim, K = classes();
-    const size_t steps = (N + B - 1) / B;
-    const int T = threads > 0 ? threads : default_threads();
-    ensure_workspace(train_ws_, B, true, T);
-    Workspace& ws = *train_ws_;
-    epoch_order(perm_, N, shuffle, seed_, epoch);
-    const bool sparse = choose_sparse(x, N, IN, sparse_mode);
-    EpochResult res;
-    res.used_sparse = sparse;
-    // fit's NaN/Inf check of x, when left to the trainer: the sparse path scans every row of x as it is
-    // before training on it, so its scans check for free (a separate pass costs 6 ms per fit on MNIST,
-    // ~5% of an epoch), and a failed epoch puts the saved state back. other paths check up front.
-    const bool check_in_scans = check_input && sparse && spec_.input_dropout == 0.0;
-    if (check_input && !check_in_scans && first_nonfinite(x, N * IN, nullptr, T) >= 0) {
-        res.bad_input = true;
-        return res;
-    }
-    State saved;
-    if (check_in_scans) saved = save_state();
-    ws.bad_input.store(false);
-    ws.bad_input_next.store(false);
-    double pen = penalty();
-
-    double loss_sum = 0.0, correct_sum = 0.0;
-    bool stop = false;
-    std::exception_ptr error;
-
-    const size_t L = spec_.layers.size();
-    if (clock_) clock_->start();
-    // the master thread points the batch's rows into the data set (no copy) and gathers its labels.
-    auto set_batch = [&](size_t s, std::vector<const float*>& rows_out, std::vector<int32_t>& labels_out) {
-        const size_t b0 = s * B, rows = std::min(B, N - b0);
-        for (size_t r = 0; r < rows; ++r) {
-            const size_t i = perm_[b0 + r];
-            rows_out[r] = x + i * IN;
-            labels_out[r] = y[i];
-        }
-    };
-    // the sweep (sweep.h) fuses layer 0's gradient and update, and with lookahead the next batch's
-    // layer-0 forward: the next batch is then set, scanned and half computed one step ahead.
-    const bool sweep = can_sweep(sparse);
-    lookahead = lookahead && sweep;
-    res.used_sweep = sweep;
-    const Act act0 = spec_.layers[0].act == Act::relu ? Act::relu : Act::linear;
-    const bool narrow = lookahead && narrow_top();
-    const double drop0 = spec_.layers[0].dropout;
-    // the master points the batch after this one (look-ahead) and the one after that (prefetched) at
-    // their rows; read from the next step on, after the barrier that ends this one.
-    auto set_ahead = [&](size_t s) {
-        if (lookahead && s + 1 < steps) set_batch(s + 1, ws.x_rows_next, ws.labels_next);
-        const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
-        for (size_t r = 0; r < ahead_rows; ++r) ws.x_rows_ahead[r] = x + (size_t)perm_[(s + 2) * B + r] * IN;
-    };
-    double step_loss = 0.0;  // narrow steps: the batch loss, from the master to every thread
-    SpinBarrier step_barrier;  // the steps' own barriers (forward and backward use omp's)
-    run_team(T, [&] {
-        const FlushDenormals ftz;  // as tensorflow's cpu kernels (fpenv.h)
-        const bool master = team_rank() == 0;
-        if (master) {
-            set_batch(0, ws.x_rows, ws.labels);
-            set_ahead(0);
-            step_barrier.set_size(team_size());
-        }
-        team_barrier();
-        bool layer0_ready = false;  // the previous step's sweep computed this batch's layer-0 output
-        for (size_t s = 0; s < steps; ++s) {
-            const size_t rows = std::min(B, N - s * B);
-            const size_t next_rows = lookahead && s + 1 < steps ? std::min(B, N - (s + 1) * B) : 0;
-            const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
-            const bool narrow_step = narrow && layer0_ready;
-            mark(0);
-            double batch_loss;
-            if (narrow_step) {
-                narrow_top_step(ws, rows, next_rows, ahead_rows, T);
-                if (master) {
-                    double ce = 0.0;
-                    for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-                    step_loss = ce / (double)rows + pen;
-                }
-                step_barrier.wait();
-                batch_loss = step_loss;
-                if (!master) {  // this thread's columns of layer 0's dz, written by the master: fetched at once
-                    const Range c = owned_cols(spec_.layers[0].units);
-                    for (size_t r = 0; r < rows; ++r)
-                        for (size_t j = c.begin; j < c.end; j += kCacheLine / sizeof(float))
-                            __builtin_prefetch(ws.grad[0].data() + r * spec_.layers[0].units + j, 0, 3);
-                }
-            } else {
-                forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready, next_rows});
-                softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(),
-                             ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
-                if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
-                step_barrier.wait();
-                // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
-                double ce = 0.0;
-                for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-                batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
-            }
-            // this batch's rows were scanned before the barrier above, the next batch's are being scanned
-            // (read by the master at the step's end): every thread reads the same value here.
-            if (check_in_scans && ws.bad_input.load(std::memory_order_relaxed)) {
-                if (master) res.bad_input = true;
-                break;  // before any update
-            }
-            const bool bad = stop_on_nonfinite && !std::isfinite(batch_loss);
-            if (master) {
-                size_t correct = 0;
-                for (size_t r = 0; r < rows; ++r) correct += ws.correct_rows[r];
-                loss_sum += batch_loss * (double)rows;
-                correct_sum += (double)correct;
-                res.seen += rows;
-                res.steps = s + 1;
-                if (bad) {
-                    res.nonfinite = true;
-                    res.nonfinite_step = s;
-                }
-            }
-            mark(1 + L);
-            if (bad) break;  // before any update: the weights stay as they were
-            const OptCoef coef = step_coefficients(opt_, iterations_);
-            if (!narrow_step) backward(ws, rows, sparse, Fusion{sweep, layer0_ready, next_rows});
-            if (sweep) {
-                const SweepLayer layer{IN, spec_.layers[0].units, act0, ws.act[0].data(), ws.grad[0].data()};
-                const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};
-                const SweepBatch nxt{next_rows, ws.x_rows_next.data(), ws.row_bits_next.data()};
-                // narrow steps on several threads prefetch the batch after next beside the output layer
-                const bool prefetched = narrow_step && T > 1;
-                const SweepBatch ahead{prefetched ? 0 : ahead_rows, ws.x_rows_ahead.data(), nullptr};
-                float* sweep_buf = ws.gbuf.data() + (size_t)team_rank() * (kOptRows + B) * kColBlock;
-                first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,
-                                  cur, nxt, ahead, sweep_buf, sweep_buf + kOptRows * kColBlock);
-                // narrow steps skip the forward: the next batch's layer-0 dropout comes here, on the
-                // columns this thread just computed (step counter: the next step's)
-                if (narrow && next_rows > 0 && drop0 > 0.0)
-                    dropout_forward(ws.act[0].data(), ws.mask[0].data(), next_rows, spec_.layers[0].units, drop0, seed_,
-                                    1, dropout_step_ + 1);
-                mark(L + 2);
-            }
-            optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
-                           sweep ? 0 : -1);
-            step_barrier.wait();
-            mark(2 + 2 * L);
-            if (master) {
-                pen = 0.0;
-                for (double p : penalty_segments_) pen += p;
-                ++iterations_;
-                ++dropout_step_;
-                if (progress) {
-                    try {
-                        const Progress p{s + 1, steps, res.seen, loss_sum / (double)res.seen,
-                                         correct_sum / (double)res.seen};
-                        if (!progress(p)) {
-                            res.stopped = true;
-                            stop = true;
-                        }
-                    } catch (...) {
-                        error = std::current_exception();
-                        stop = true;
-                    }
-                }
-                if (!stop && next_rows > 0) {  // the batch set, scanned and begun during this step
-                    std::swap(ws.x_rows, ws.x_rows_next);
-                    std::swap(ws.labels, ws.labels_next);
-                    std::swap(ws.row_bits, ws.row_bits_next);
-                    ws.bad_input.store(ws.bad_input_next.exchange(false, std::memory_order_relaxed),
-                                       std::memory_order_relaxed);
-                    set_ahead(s + 1);
-                } else if (!stop && s + 1 < steps) {
-                    set_batch(s + 1, ws.x_rows, ws.labels);
-                }
-            }
-            layer0_ready = next_rows > 0;
-            step_barrier.wait();
-            mark(3 + 2 * L);
-            if (stop) break;
-        }
-    });
-    if (error) std::rethrow_exception(error);
-    // an epoch that ended early (a NaN loss, a stop request) left rows unscanned: check them all now
-    if (check_in_scans && !res.bad_input && res.steps < steps) res.bad_input = first_nonfinite(x, N * IN, nullptr, T) >= 0;
-    if (res.bad_input) {
-        if (check_in_scans) restore_state(saved);
-        EpochResult failed;
-        failed.used_sparse = sparse;
-        failed.used_sweep = sweep;
-        failed.bad_input = true;
-        return failed;
-    }
-    res.loss = res.seen ? loss_sum / (double)res.seen : 0.0;
-    res.accuracy = res.seen ? correct_sum / (double)res.seen : 0.0;
-    return res;
 }
 
 // ---------------------------------------------------------------------------------------------

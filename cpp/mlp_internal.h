@@ -1,0 +1,64 @@
+// mlp_internal.h: the trainer's private types, shared by mlp.cpp (set-up, forward, backward, inference)
+// and train_epoch.cpp (the epoch loop).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "dense.h"
+#include "mlp.h"
+
+namespace pyreg {
+
+// workspace: every buffer one batch needs, allocated once per (fit, batch size), reused by every batch.
+
+struct Mlp::Workspace {
+    size_t capacity = 0;  // rows
+    bool training = false;
+    std::vector<aligned_vector<float>> act;    // per layer (rows, OUT_l): output, after dropout in training
+    std::vector<aligned_vector<float>> pre;    // per layer (rows, OUT_l): output before dropout (sigmoid/tanh only)
+    std::vector<aligned_vector<float>> grad;   // per layer (rows, OUT_l): d loss / d pre-activation
+    std::vector<aligned_vector<uint8_t>> mask; // per layer (rows, OUT_l): dropout keep-mask
+    std::vector<aligned_vector<float>> wt;     // per layer (OUT_l, IN_l): kernel transpose, l >= 1
+    std::vector<std::vector<const float*>> act_rows, grad_rows;  // per layer (rows) row pointers
+    std::vector<const float*> x_rows;      // (rows) the input batch, pointing into the data set
+    aligned_vector<float> xin;                // (rows, IN) input copy when the input has dropout
+    aligned_vector<uint8_t> xin_mask;         // (rows, IN)
+    std::vector<const float*> xin_rows;    // (rows)
+    size_t threads = 0;                    // thread slices in scratch
+    aligned_vector<uint64_t> row_bits;        // (rows, bit_words(IN)) sparse input: non-zero bitmaps
+    aligned_vector<uint64_t> group_rows;      // (feature groups, bit_words(rows)) sparse input, for dW
+    aligned_vector<uint32_t> scratch;         // (threads, max(IN, rows)) sparse input: index lists
+    aligned_vector<float> loss_rows;          // (rows)
+    aligned_vector<uint8_t> correct_rows;     // (rows)
+    std::vector<int32_t> labels;           // (rows)
+    // the fused first-layer sweep (sweep.h): the next batch, seen one step ahead, and scratch.
+    std::vector<const float*> x_rows_next;  // (rows)
+    std::vector<const float*> x_rows_ahead; // (rows) the batch after next: prefetched by the sweep
+    std::vector<int32_t> labels_next;       // (rows)
+    aligned_vector<uint64_t> row_bits_next;    // (rows, bit_words(IN))
+    aligned_vector<uint64_t> col_bits;         // (IN, bit_words(rows)) this batch's non-zeros, by feature
+    aligned_vector<float> gbuf;  // (threads, (kOptRows + rows) * kColBlock) weight-gradient rows, partial outputs
+    // the row scans' NaN/Inf findings (train_epoch, check_input): this batch's rows, the next batch's.
+    std::atomic<bool> bad_input{false}, bad_input_next{false};
+    SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
+};
+
+// profiling: the master thread adds the time since its previous mark to a phase slot.
+
+struct Mlp::PhaseClock {
+    std::vector<std::string> names;
+    std::vector<double> seconds;
+    std::chrono::steady_clock::time_point last;
+    void start() { last = std::chrono::steady_clock::now(); }
+    void mark(size_t slot) {
+        const auto now = std::chrono::steady_clock::now();
+        seconds[slot] += std::chrono::duration<double>(now - last).count();
+        last = now;
+    }
+};
+
+}  // namespace pyreg
