@@ -445,8 +445,11 @@ class Sequential:
 
         # the NaN/Inf check of x: in the first epoch's row scans (free; a pass of its own costs ~5% of an
         # MNIST epoch) when nothing can see that epoch before it ends (no callbacks, no output), as a
-        # failed check puts the model back; else now. the labels and the validation data: now.
-        defer_check = not user_callbacks and verbose == 0 and epochs > initial_epoch
+        # failed check puts the model back; else now. the labels and the validation data, including
+        # the rows validation_split takes from x (the scans never read them): now.
+        defer_check = (
+            not user_callbacks and verbose == 0 and epochs > initial_epoch and not validation_split
+        )
         xf, x_checked = self._features(x, "x", check_finite=not defer_check)
         yl = self._labels(y, xf.shape[0], "y")
         xv = yv = None

@@ -96,6 +96,21 @@ def test_the_row_scans_find_it_on_the_sparse_path(data):
     assert res["steps"] == -(-len(x) // BATCH)
 
 
+@pytest.mark.parametrize("row", [10, 190])  # a training row, a row of the validation split
+def test_rows_taken_by_validation_split_are_checked_too(data, row):
+    x, y = data
+    model = make_model("l2")
+    before = model.get_weights()
+    xb = x.copy()
+    xb[row, 3] = np.nan
+    with pytest.raises(
+        ValueError, match=re.escape(f"x must be finite; got nan at index ({row}, 3)")
+    ):
+        fit(model, xb, y, "sparse", validation_split=0.2)
+    for u, v in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_an_epoch_stopped_early_still_checks_every_row(data):
     # row 0 overflows the layers: the loss is NaN at the first batch and training stops there, before
     # the scans reach the last row; the rows left unscanned are then checked in one pass.
