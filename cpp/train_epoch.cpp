@@ -186,7 +186,6 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
         const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
         for (size_t r = 0; r < ahead_rows; ++r) ws.x_rows_ahead[r] = x + (size_t)perm_[(s + 2) * B + r] * IN;
     };
-    double step_loss = 0.0;  // narrow steps: the batch loss, from the master to every thread
     SpinBarrier step_barrier;  // the steps' own barriers (forward and backward use omp's)
     run_team(T, [&] {
         const FlushDenormals ftz;  // as tensorflow's cpu kernels (fpenv.h)
@@ -204,16 +203,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
             const bool narrow_step = narrow && layer0_ready;
             mark(0);
-            double batch_loss;
             if (narrow_step) {
                 narrow_top_step(ws, rows, next_rows, ahead_rows, T);
-                if (master) {
-                    double ce = 0.0;
-                    for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-                    step_loss = ce / (double)rows + pen;
-                }
                 step_barrier.wait();
-                batch_loss = step_loss;
                 if (!master) {  // this thread's columns of layer 0's dz, written by the master: fetched at once
                     const Range c = owned_cols(spec_.layers[0].units);
                     for (size_t r = 0; r < rows; ++r)
@@ -226,11 +218,11 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                              ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
                 if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
                 step_barrier.wait();
-                // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
-                double ce = 0.0;
-                for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-                batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
             }
+            // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
+            double ce = 0.0;
+            for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
+            const double batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
             // this batch's rows were scanned before the barrier above, the next batch's are being scanned
             // (read by the master at the step's end): every thread reads the same value here.
             if (check_in_scans && ws.bad_input.load(std::memory_order_relaxed)) {

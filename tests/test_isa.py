@@ -19,6 +19,22 @@ def restore_isa():
     _core.set_isa(before)
 
 
+def relu_logits_model(features, units, seed):
+    """Input(features) -> Dense(units, relu) -> Dense(4) logits, Adam: the trainer's sweep path."""
+    pyreg.utils.set_random_seed(seed)
+    model = pyreg.models.Sequential(
+        [
+            pyreg.layers.Input(shape=(features,)),
+            pyreg.layers.Dense(units, activation="relu"),
+            pyreg.layers.Dense(4),
+        ]
+    )
+    model.compile(
+        optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    return model
+
+
 def run_all_kernels(rng_seed=0):
     rng = np.random.default_rng(rng_seed)
     x = rng.standard_normal((37, 300)).astype(np.float32)
@@ -40,17 +56,7 @@ def run_all_kernels(rng_seed=0):
     y = rng.integers(0, 4, 37 * 5)
     xs = rng.random((37 * 5, 300)).astype(np.float32)
     xs[rng.random(xs.shape) < 0.8] = 0
-    pyreg.utils.set_random_seed(rng_seed)
-    model = pyreg.models.Sequential(
-        [
-            pyreg.layers.Input(shape=(300,)),
-            pyreg.layers.Dense(75, activation="relu"),
-            pyreg.layers.Dense(4),
-        ]
-    )
-    model.compile(
-        optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
+    model = relu_logits_model(300, 75, seed=rng_seed)
     model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse="sparse", threads=2)
     out["sweep"] = model.get_weights()[0]
     return out
@@ -133,18 +139,7 @@ def test_each_path_finds_nonfinite_rows_while_scanning(isa, restore_isa):
     x = rng.random((203, 150)).astype(np.float32)
     x[rng.random(x.shape) < 0.8] = 0
     y = rng.integers(0, 4, len(x)).astype(np.int32)
-    pyreg.utils.set_random_seed(0)
-    model = pyreg.models.Sequential(
-        [
-            pyreg.layers.Input(shape=(150,)),
-            pyreg.layers.Dense(16, activation="relu"),
-            pyreg.layers.Dense(4),
-        ]
-    )
-    model.compile(
-        optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    model.build((None, 150))
+    model = relu_logits_model(150, 16, seed=0)
     for row in (3, 100):
         for col in (5, 70, 130, 147):
             for bad in (np.nan, np.inf, -np.inf):
