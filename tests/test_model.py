@@ -619,11 +619,12 @@ def test_nan_loss_in_a_later_batch_applies_no_update_of_that_batch(kind, threads
     y = rng.integers(0, 4, 256)
     bad_batch = 3
     x_bad = x.copy()
-    x_bad[bad_batch * 32 : (bad_batch + 1) * 32] = np.float32(3e38)  # finite; layer 0's sums overflow
+    # finite, and layer 0's sums overflow: the logits and the loss are not
+    x_bad[bad_batch * 32 : (bad_batch + 1) * 32] = np.float32(3e38)
     kw = dict(features=40, hidden=(24,), **({"l2": 0.001} if kind == "l2" else {"dropout": 0.5}))
     model = mlp(**kw)
     with pytest.warns(RuntimeWarning, match=rf"Batch {bad_batch}: invalid loss"):
-        model.fit(x_bad, y, epochs=1, batch_size=32, shuffle=False, verbose=0, threads=threads, sparse="sparse")
+        model.fit(x_bad, y, epochs=1, batch_size=32, shuffle=False, verbose=0, threads=threads, sparse="sparse")  # fmt: skip
     twin = mlp(**kw)
     twin.fit(x[: bad_batch * 32], y[: bad_batch * 32], epochs=1, batch_size=32, shuffle=False, verbose=0,
              threads=threads, sparse="sparse")  # fmt: skip
