@@ -121,7 +121,8 @@ class Mlp {
     // per-phase wall time of train_epoch, accumulated while profiling is on (master thread, barrier to
     // barrier): names "setup", "forward_<l>", "loss", "backward_<l>", "optimizer", "report". with the
     // sweep (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output; in
-    // narrow-top steps (narrow_top_step) "forward_0" is empty and "loss" includes the wait at the barrier.
+    // narrow-top steps (narrow_top_step) "forward_0" is empty, "loss" includes the wait at the barrier,
+    // "backward_1" the output layer's update, and "optimizer" is the wait at the step's end.
     void set_profiling(bool on);
     std::vector<std::pair<std::string, double>> profile() const;
 
