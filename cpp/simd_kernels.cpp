@@ -201,10 +201,23 @@ typedef int32_t vi __attribute__((vector_size(sizeof(vf))));
 typedef uint8_t vbytes __attribute__((vector_size(VW)));
 
 inline vf mask_select(const uint8_t* mask, int cnt, vf d, float scale) {
+    const vf z = {};
+    // a whole vector's bytes widened in one instruction: gcc builds the generic conversion below byte
+    // by byte (the output layer's dz with the dropout mask, 32 x 128: 3.8 -> ~2.3 us on one thread)
+#if defined(__AVX512F__)
+    if (cnt == VW) {
+        const __m512i wide = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)mask));
+        return (vf)_mm512_maskz_mul_ps(_mm512_test_epi32_mask(wide, wide), (__m512)d, _mm512_set1_ps(scale));
+    }
+#elif defined(__AVX2__)
+    if (cnt == VW) {
+        const vi keep = (vi)_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)mask));
+        return keep != 0 ? d * scale : z;
+    }
+#endif
     vbytes mb = {};
     std::memcpy(&mb, mask, (size_t)cnt);
     const vi keep = __builtin_convertvector(mb, vi);
-    const vf z = {};
     return keep != 0 ? d * scale : z;
 }
 
