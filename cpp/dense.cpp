@@ -156,10 +156,17 @@ void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, W
 
 void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size_t c1, bool accumulate) {
     if (!db) return;
-    for (size_t j = c0; j < c1; ++j) {
-        float s = 0.0f;
-        for (size_t b = 0; b < B; ++b) s += dz[b * OUT + j];
-        db[j] = accumulate ? db[j] + s : s;
+    // 16 columns at a time, each summed over the rows in order as before: the compiler vectorises
+    // across the columns (column by column, each sum was a scalar chain: 32 x 64, ~0.9 -> 0.1 us)
+    constexpr size_t kLanes = 16;
+    for (size_t j0 = c0; j0 < c1; j0 += kLanes) {
+        const size_t n = std::min(kLanes, c1 - j0);
+        float s[kLanes] = {};
+        for (size_t b = 0; b < B; ++b) {
+            const float* row = dz + b * OUT + j0;
+            for (size_t k = 0; k < n; ++k) s[k] += row[k];
+        }
+        for (size_t k = 0; k < n; ++k) db[j0 + k] = accumulate ? db[j0 + k] + s[k] : s[k];
     }
 }
 
