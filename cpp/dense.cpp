@@ -157,7 +157,7 @@ void dense_forward_sparse(float* y, SparseInput sp, const float* const* xrows, W
 void bias_grad(float* db, const float* dz, size_t B, size_t OUT, size_t c0, size_t c1, bool accumulate) {
     if (!db) return;
     // 16 columns at a time, each summed over the rows in order as before: the compiler vectorises
-    // across the columns (column by column, each sum was a scalar chain: 32 x 64, ~0.9 -> 0.1 us)
+    // across the columns (column by column, each sum was a scalar chain: 32 x 64, 0.69 -> 0.22 us)
     constexpr size_t kLanes = 16;
     for (size_t j0 = c0; j0 < c1; j0 += kLanes) {
         const size_t n = std::min(kLanes, c1 - j0);

@@ -203,7 +203,7 @@ typedef uint8_t vbytes __attribute__((vector_size(VW)));
 inline vf mask_select(const uint8_t* mask, int cnt, vf d, float scale) {
     const vf z = {};
     // a whole vector's bytes widened in one instruction: gcc builds the generic conversion below byte
-    // by byte (the output layer's dz with the dropout mask, 32 x 128: 3.8 -> ~2.3 us on one thread)
+    // by byte (act_backward with relu and the mask over 32 x 128: 1.55 -> 0.48 us)
 #if defined(__AVX512F__)
     if (cnt == VW) {
         const __m512i wide = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)mask));
