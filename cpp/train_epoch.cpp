@@ -30,6 +30,14 @@ void epoch_order(std::vector<uint32_t>& perm, size_t N, bool shuffle, uint64_t s
     for (size_t i = N - 1; i > 0; --i) std::swap(perm[i], perm[(size_t)rng.next_below(i + 1)]);
 }
 
+// the batch's loss as keras reports it, mean cross-entropy plus the regularisation penalty, summed in
+// row order: every thread (and the master before updating the output layer) gets the same value.
+double batch_loss(const float* loss_rows, size_t rows, double penalty) {
+    double ce = 0.0;
+    for (size_t r = 0; r < rows; ++r) ce += loss_rows[r];
+    return ce / (double)rows + penalty;
+}
+
 }  // namespace
 
 void Mlp::scan_next_rows(Workspace& ws, size_t rows, int part) {
@@ -113,11 +121,9 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
         // the output layer's update, here where the master would otherwise wait for the others' scans
         // at the barrier (after the sweep it ended every step: an epoch's training on two threads
         // ~97 -> ~93 ms, with the flat optimizer runs). dz above has read the weights before it. skipped
-        // as the caller will skip every update: a non-finite loss (the same sum, in the same order) or
-        // flagged input rows.
-        double ce = 0.0;
-        for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-        const bool bad_loss = stop_on_nonfinite && !std::isfinite(ce / (double)rows + penalty);
+        // as the caller will skip every update: a non-finite loss (batch_loss, as the caller) or flagged
+        // input rows.
+        const bool bad_loss = stop_on_nonfinite && !std::isfinite(batch_loss(ws.loss_rows.data(), rows, penalty));
         if (!bad_loss && !ws.bad_input.load(std::memory_order_relaxed))
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
                            0);
@@ -233,20 +239,18 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 step_barrier.wait();
             }
             // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
-            double ce = 0.0;
-            for (size_t r = 0; r < rows; ++r) ce += ws.loss_rows[r];
-            const double batch_loss = ce / (double)rows + pen;  // keras: mean loss + regularisation
+            const double loss = batch_loss(ws.loss_rows.data(), rows, pen);
             // this batch's rows were scanned before the barrier above, the next batch's are being scanned
             // (read by the master at the step's end): every thread reads the same value here.
             if (check_in_scans && ws.bad_input.load(std::memory_order_relaxed)) {
                 if (master) res.bad_input = true;
                 break;  // before any update
             }
-            const bool bad = stop_on_nonfinite && !std::isfinite(batch_loss);
+            const bool bad = stop_on_nonfinite && !std::isfinite(loss);
             if (master) {
                 size_t correct = 0;
                 for (size_t r = 0; r < rows; ++r) correct += ws.correct_rows[r];
-                loss_sum += batch_loss * (double)rows;
+                loss_sum += loss * (double)rows;
                 correct_sum += (double)correct;
                 res.seen += rows;
                 res.steps = s + 1;

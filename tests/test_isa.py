@@ -19,33 +19,16 @@ def restore_isa():
     _core.set_isa(before)
 
 
-def relu_logits_model(features, units, seed):
-    """Input(features) -> Dense(units, relu) -> Dense(4) logits, Adam: the trainer's sweep path."""
+def relu_logits_model(features, units, seed, dropout=None):
+    """Input(features) -> Dense(units, relu) [-> Dropout] -> Dense(4) logits, Adam: the trainer's sweep
+    path; with dropout, its mask is applied in the backward pass of the layer above, fused with the
+    relu derivative."""
     pyreg.utils.set_random_seed(seed)
+    hidden = [pyreg.layers.Dense(units, activation="relu")]
+    if dropout:
+        hidden.append(pyreg.layers.Dropout(dropout))
     model = pyreg.models.Sequential(
-        [
-            pyreg.layers.Input(shape=(features,)),
-            pyreg.layers.Dense(units, activation="relu"),
-            pyreg.layers.Dense(4),
-        ]
-    )
-    model.compile(
-        optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    return model
-
-
-def relu_dropout_model(features, units, seed):
-    """Input -> Dense(units, relu) -> Dropout(0.5) -> Dense(4) logits: the mask is applied in the
-    backward pass of the layer above, fused with the relu derivative."""
-    pyreg.utils.set_random_seed(seed)
-    model = pyreg.models.Sequential(
-        [
-            pyreg.layers.Input(shape=(features,)),
-            pyreg.layers.Dense(units, activation="relu"),
-            pyreg.layers.Dropout(0.5),
-            pyreg.layers.Dense(4),
-        ]
+        [pyreg.layers.Input(shape=(features,)), *hidden, pyreg.layers.Dense(4)]
     )
     model.compile(
         optimizer="adam", loss=pyreg.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -79,7 +62,7 @@ def run_all_kernels(rng_seed=0):
     out["sweep"] = model.get_weights()[0]
     # 75 units: whole vectors of the dropout mask and a partial last one, on both input paths
     for path in ("dense", "sparse"):
-        model = relu_dropout_model(300, 75, seed=rng_seed)
+        model = relu_logits_model(300, 75, seed=rng_seed, dropout=0.5)
         model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse=path, threads=2)
         out[f"dropout_backward_{path}"] = model.get_weights()[0]
     return out
