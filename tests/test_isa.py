@@ -60,6 +60,10 @@ def run_all_kernels(rng_seed=0):
     model = relu_logits_model(300, 75, seed=rng_seed)
     model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse="sparse", threads=2)
     out["sweep"] = model.get_weights()[0]
+    # 100-row batches: bitmaps of two 64-bit words per feature, built 32 rows at a time
+    model = relu_logits_model(300, 75, seed=rng_seed)
+    model.fit(xs, y, batch_size=100, epochs=2, verbose=0, sparse="sparse", threads=2)
+    out["sweep_100_rows"] = model.get_weights()[0]
     # 75 units: whole vectors of the dropout mask and a partial last one, on both input paths
     for path in ("dense", "sparse"):
         model = relu_logits_model(300, 75, seed=rng_seed, dropout=0.5)
