@@ -499,7 +499,7 @@ void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* 
 // ---------------------------------------------------------------------------------------------
 // dropout: element e keeps when word e % 4 of philox block e / 4 is below the threshold (rng.h).
 // with avx-512, 16 blocks (64 elements) are generated at once, lane by lane, and their keep bits
-// interleaved into element order; elsewhere one block (4 elements) at a time.
+// interleaved into element order; with avx2 8 blocks (32 elements); elsewhere one block at a time.
 
 #if defined(__AVX512F__)
 // hi and lo 32 bits of a * m for 16 lanes.
@@ -557,6 +557,73 @@ inline void apply_keep64(uint64_t keep, float* x, uint8_t* mask, __m512 scale) {
     }
     _mm512_storeu_si512(mask, _mm512_maskz_set1_epi8((__mmask64)keep, 1));
 }
+#elif defined(__AVX2__)
+// hi and lo 32 bits of a * m for 8 lanes.
+inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+    const __m256i even = _mm256_mul_epu32(a, m);                         // lanes 0, 2, ...: 64-bit products
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1, 3, ...
+    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+// keep masks of G groups of 32 elements: keep[g][k] lane i all ones when element 4*q0[g] + 8k + i
+// is kept, from the 8 philox blocks q0[g] .. q0[g] + 7 (lane l: block l, as keep_bits above); the
+// four words' compares are transposed into element order.
+template <int G>
+inline void keep_masks(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
+                       __m256i (&keep)[G][4]) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i c0[G], c1[G], c2[G], c3[G];
+    for (int g = 0; g < G; ++g) {
+        c0[g] = _mm256_add_epi32(_mm256_set1_epi32((int)q0[g]), lanes);
+        c1[g] = _mm256_set1_epi32((int)stream);
+        c2[g] = _mm256_set1_epi32((int)(uint32_t)step);
+        c3[g] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+    }
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; ++r) {
+        const __m256i vk0 = _mm256_set1_epi32((int)k0), vk1 = _mm256_set1_epi32((int)k1);
+        for (int g = 0; g < G; ++g) {
+            __m256i hi0, lo0, hi1, lo1;
+            mulhilo8(c0[g], m0, hi0, lo0);
+            mulhilo8(c2[g], m1, hi1, lo1);
+            c0[g] = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[g]), vk0);
+            c1[g] = lo1;
+            c2[g] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[g]), vk1);
+            c3[g] = lo0;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    // word < threshold, unsigned: both sign bits flipped, compared signed
+    const __m256i flip = _mm256_set1_epi32((int)0x80000000u);
+    const __m256i thr = _mm256_set1_epi32((int)(threshold ^ 0x80000000u));
+    auto below = [&](__m256i c) { return _mm256_cmpgt_epi32(thr, _mm256_xor_si256(c, flip)); };
+    for (int g = 0; g < G; ++g) {
+        const __m256i w0 = below(c0[g]), w1 = below(c1[g]), w2 = below(c2[g]), w3 = below(c3[g]);
+        // 4 x 4 transposes per lane: e_l holds blocks l (low lane) and l + 4 (high lane), words in order
+        const __m256i a = _mm256_unpacklo_epi32(w0, w1), b = _mm256_unpacklo_epi32(w2, w3);
+        const __m256i c = _mm256_unpackhi_epi32(w0, w1), d = _mm256_unpackhi_epi32(w2, w3);
+        const __m256i e0 = _mm256_unpacklo_epi64(a, b), e1 = _mm256_unpackhi_epi64(a, b);
+        const __m256i e2 = _mm256_unpacklo_epi64(c, d), e3 = _mm256_unpackhi_epi64(c, d);
+        keep[g][0] = _mm256_permute2x128_si256(e0, e1, 0x20);  // blocks 0, 1: elements 0 .. 7
+        keep[g][1] = _mm256_permute2x128_si256(e2, e3, 0x20);  // blocks 2, 3
+        keep[g][2] = _mm256_permute2x128_si256(e0, e1, 0x31);  // blocks 4, 5
+        keep[g][3] = _mm256_permute2x128_si256(e2, e3, 0x31);  // blocks 6, 7
+    }
+}
+
+// applies 32 elements' keep masks to x[0..32) and writes the mask bytes.
+inline void apply_keep32(const __m256i (&keep)[4], float* x, uint8_t* mask, __m256 scale) {
+    for (int k = 0; k < 4; ++k)
+        _mm256_storeu_ps(x + 8 * k, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), scale),
+                                                  _mm256_castsi256_ps(keep[k])));
+    // masks to bytes: packs interleave the 128-bit lanes, the permute puts the 4-byte groups back
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(keep[0], keep[1]), _mm256_packs_epi32(keep[2], keep[3]));
+    const __m256i order = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i*)mask, _mm256_and_si256(order, _mm256_set1_epi8(1)));
+}
 #endif
 
 // the element-by-element form, for whatever the vector path leaves: column tails, unaligned starts.
@@ -608,6 +675,28 @@ void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, 
             uint64_t keep[1];
             keep_bits<1>(q, stream, step, seed, thr, keep);
             apply_keep64(keep[0], x + element(g), mask + element(g), vs);
+        }
+    }
+#elif defined(__AVX2__)
+    // as above with 32-element groups, two at a time (16 ymm registers)
+    if (keep_threshold < (1ull << 32) && width % 4 == 0 && c0 % 4 == 0 && ((uint64_t)rows * width) >> 34 == 0) {
+        vec_cols = c0 + (c1 - c0) / 32 * 32;
+        const size_t per_row = (vec_cols - c0) / 32, groups = rows * per_row;
+        const __m256 vs = _mm256_set1_ps(scale);
+        const uint32_t thr = (uint32_t)keep_threshold;
+        auto element = [&](size_t g) { return (uint64_t)(g / per_row) * width + c0 + (g % per_row) * 32; };
+        size_t g = 0;
+        for (; g + 2 <= groups; g += 2) {
+            const uint32_t q[2] = {(uint32_t)(element(g) >> 2), (uint32_t)(element(g + 1) >> 2)};
+            __m256i keep[2][4];
+            keep_masks<2>(q, stream, step, seed, thr, keep);
+            for (int i = 0; i < 2; ++i) apply_keep32(keep[i], x + element(g + (size_t)i), mask + element(g + (size_t)i), vs);
+        }
+        for (; g < groups; ++g) {
+            const uint32_t q[1] = {(uint32_t)(element(g) >> 2)};
+            __m256i keep[1][4];
+            keep_masks<1>(q, stream, step, seed, thr, keep);
+            apply_keep32(keep[0], x + element(g), mask + element(g), vs);
         }
     }
 #endif

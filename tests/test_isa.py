@@ -52,7 +52,7 @@ def run_all_kernels(rng_seed=0):
     for t in range(3):
         kernels.adam_update(wa, out["dw"].ravel(), ma, va, iterations=t, l2=0.001)
     out["adam"] = wa
-    out["dropout"] = kernels.dropout_forward(x, 0.4, seed=3, step=1)[0]
+    out["dropout"], out["dropout_mask"] = kernels.dropout_forward(x, 0.4, seed=3, step=1)
     # the trainer's fused first-layer sweep (sparse input; 37-row batches: a partial last batch)
     y = rng.integers(0, 4, 37 * 5)
     xs = rng.random((37 * 5, 300)).astype(np.float32)
@@ -64,11 +64,13 @@ def run_all_kernels(rng_seed=0):
     model = relu_logits_model(300, 75, seed=rng_seed)
     model.fit(xs, y, batch_size=100, epochs=2, verbose=0, sparse="sparse", threads=2)
     out["sweep_100_rows"] = model.get_weights()[0]
-    # 75 units: whole vectors of the dropout mask and a partial last one, on both input paths
+    # 75 units: whole vectors of the dropout mask and a partial last one, on both input paths (and
+    # the element-by-element mask); 128 units: the mask drawn in whole vectors, as in the study
     for path in ("dense", "sparse"):
-        model = relu_logits_model(300, 75, seed=rng_seed, dropout=0.5)
-        model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse=path, threads=2)
-        out[f"dropout_backward_{path}"] = model.get_weights()[0]
+        for units in (75, 128):
+            model = relu_logits_model(300, units, seed=rng_seed, dropout=0.5)
+            model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse=path, threads=2)
+            out[f"dropout_backward_{path}_{units}"] = model.get_weights()[0]
     return out
 
 
