@@ -6,11 +6,14 @@ Each implementation trains one warm-up epoch first (Keras traces its graph then)
 reported separately in extra_info["warmup_s"], then every round is one more epoch of the same model.
 Speed-ups versus Keras and NumPy, thread scaling (pyreg on all cores vs one) and pyreg on one thread
 vs Keras on one thread (TensorFlow limited to one thread, in a subprocess of this run) are recorded in
-extra_info, with the validation accuracy reached.
+extra_info, with the validation accuracy reached. On a CPU with AVX-512, "pyreg-avx2" trains with the
+AVX2 kernels forced, the speed of CPUs without AVX-512 (its paths once fell back to scalar loops
+unnoticed: an epoch took 1.9x as long).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,9 +23,12 @@ import time
 import numpy as np
 import pytest
 
+import pyreg
+from pyreg import _core
+
 KINDS = ["l2", "dropout"]
-IMPLS = ["keras", "numpy", "pyreg", "pyreg-1thread"]
-ROUNDS = {"keras": 3, "numpy": 2, "pyreg": 7, "pyreg-1thread": 5}
+IMPLS = ["keras", "numpy", "pyreg", "pyreg-1thread", "pyreg-avx2"]
+ROUNDS = {"keras": 3, "numpy": 2, "pyreg": 7, "pyreg-1thread": 5, "pyreg-avx2": 5}
 
 
 class EpochRunner:
@@ -36,6 +42,7 @@ class EpochRunner:
 
             self.model = build_pyreg_model(kind, seed=0)
             self.threads = 1 if impl == "pyreg-1thread" else 0
+            self.isa = "avx2" if impl == "pyreg-avx2" else None
         elif impl == "keras":
             from pyreg import reference
 
@@ -50,8 +57,9 @@ class EpochRunner:
 
     def epoch(self):
         if self.impl.startswith("pyreg"):
-            h = self.model.fit(self.x, self.y, epochs=1, batch_size=32, validation_data=(self.xt, self.yt),
-                               verbose=0, threads=self.threads)  # fmt: skip
+            with forced_isa(self.isa):
+                h = self.model.fit(self.x, self.y, epochs=1, batch_size=32, validation_data=(self.xt, self.yt),
+                                   verbose=0, threads=self.threads)  # fmt: skip
             self.val_accuracy = h.history["val_accuracy"][-1]
         elif self.impl == "keras":
             h = self.model.fit(
@@ -66,6 +74,20 @@ class EpochRunner:
         else:
             self.model.train_epoch(self.x, self.y, 32)
             self.val_accuracy = self.model.evaluate(self.xt, self.yt)["accuracy"]
+
+
+@contextlib.contextmanager
+def forced_isa(isa: str | None):
+    """Runs the block with the kernel table `isa` (None: as chosen at load), then restores the choice."""
+    if isa is None:
+        yield
+        return
+    before = _core.get_isa()
+    _core.set_isa(isa)
+    try:
+        yield
+    finally:
+        _core.set_isa(before)
 
 
 _KERAS_1THREAD = r"""
@@ -111,6 +133,10 @@ def keras_one_thread(keras_mod, mnist):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_epoch(benchmark, baselines, request, mnist, quick, kind, impl):
+    if impl == "pyreg-avx2" and not (
+        _core.get_isa() == "avx512" and "avx2" in pyreg.build_info()["isa_available"]
+    ):
+        pytest.skip(f"pyreg-avx2 compares against avx512; this CPU runs {_core.get_isa()}")
     keras_mod = request.getfixturevalue("keras_mod") if impl == "keras" else None
     runner = EpochRunner(impl, kind, mnist, keras_mod)
     t0 = time.perf_counter()
@@ -123,12 +149,16 @@ def test_epoch(benchmark, baselines, request, mnist, quick, kind, impl):
     assert runner.val_accuracy > (0.8 if quick else 0.95)
     info = dict(kind=kind, batch_size=32, train_samples=len(mnist[1]), test_samples=len(mnist[3]),
                 warmup_s=warmup, val_accuracy=runner.val_accuracy, threads=1 if impl == "pyreg-1thread" else "all")  # fmt: skip
+    if getattr(runner, "isa", None):
+        info["isa"] = runner.isa  # the kernels it ran (versions() reports the active ones)
     others = {}
     if impl.startswith("pyreg") and not benchmark.disabled:
         others = {name: EpochRunner(name, kind, mnist, request.getfixturevalue("keras_mod") if name == "keras"
                                     else None).epoch for name in ("keras", "numpy")}  # fmt: skip
         if impl == "pyreg":
             others["pyreg-1thread"] = EpochRunner("pyreg-1thread", kind, mnist).epoch
+        elif impl == "pyreg-avx2":  # the same model on the kernels this CPU picks itself
+            others["pyreg"] = EpochRunner("pyreg", kind, mnist).epoch
         else:
             info["speedup_vs_keras_1thread"] = (
                 request.getfixturevalue("keras_one_thread")(kind) / benchmark.stats.stats.median
