@@ -85,13 +85,15 @@ int main(int argc, char** argv) {
     K.column_bits(row_bits.data(), kRows, words, 0, words, kIn, cols.data());
 
     const size_t n = kIn * kWidth;
-    aligned_vector<float> w = filled(n, rng, 0.08f), m = filled(n, rng, 1e-3f), v = filled(n, rng, 1e-4f);
+    // two panels (a thread owning both, as one thread does on the study's 128 units), the second right
+    // after the first; the one-panel kernels use the first
+    aligned_vector<float> w = filled(2 * n, rng, 0.08f), m = filled(2 * n, rng, 1e-3f), v = filled(2 * n, rng, 1e-4f);
     for (float& e : v) e = std::fabs(e);
     aligned_vector<float> g(n), dz = filled(kRows * kLdz, rng, 1e-2f), bias = filled(kWidth, rng, 0.1f);
     aligned_vector<float> y(kRows * kWidth);
     OptCoef c{};
     c.alpha = 1e-3f, c.one_minus_beta_1 = 0.1f, c.one_minus_beta_2 = 1e-3f, c.epsilon = 1e-7f, c.l2 = 1e-3f;
-    double sq = 0.0, ab = 0.0;
+    double sq[2] = {0.0, 0.0}, ab[2] = {0.0, 0.0};
     constexpr size_t kForwardRows = 3 * kOptRows;  // as sweep.cpp
 
     bench("row scans (nonzero_bits, 32 rows, from L1/L2)", [&] {
@@ -104,14 +106,30 @@ int main(int argc, char** argv) {
     bench("adam + l2 from a stored gradient (adam)", [&] {
         for (size_t r0 = 0; r0 < kIn; r0 += kOptRows) {
             const size_t o = r0 * kWidth, nr = std::min(kOptRows, kIn - r0);
-            K.adam(nr, kWidth, kWidth, w.data() + o, g.data() + o, m.data() + o, v.data() + o, nullptr, c, &sq, &ab);
+            K.adam(nr, kWidth, kWidth, w.data() + o, g.data() + o, m.data() + o, v.data() + o, nullptr, c, sq, ab);
         }
     });
     bench("gradient + adam fused (sparse_grad_adam)", [&] {
         for (size_t r0 = 0; r0 < kIn; r0 += kOptRows) {
             const size_t o = r0 * kWidth;
             K.sparse_grad_adam(r0, std::min(kIn, r0 + kOptRows), cols.data(), bw, rows.data(), dz.data(), kLdz,
-                               w.data() + o, m.data() + o, v.data() + o, nullptr, c, &sq, &ab);
+                               w.data() + o, m.data() + o, v.data() + o, nullptr, 0, c, sq, ab);
+        }
+    });
+    bench("... on two panels, one after the other", [&] {
+        for (size_t panel = 0; panel < 2; ++panel)
+            for (size_t r0 = 0; r0 < kIn; r0 += kOptRows) {
+                const size_t o = panel * n + r0 * kWidth;
+                K.sparse_grad_adam(r0, std::min(kIn, r0 + kOptRows), cols.data(), bw, rows.data(),
+                                   dz.data() + panel * kWidth, kLdz, w.data() + o, m.data() + o, v.data() + o, nullptr,
+                                   0, c, sq + panel, ab + panel);
+            }
+    });
+    bench("... on two panels at once", [&] {
+        for (size_t r0 = 0; r0 < kIn; r0 += kOptRows) {
+            const size_t o = r0 * kWidth;
+            K.sparse_grad_adam(r0, std::min(kIn, r0 + kOptRows), cols.data(), bw, rows.data(), dz.data(), kLdz,
+                               w.data() + o, m.data() + o, v.data() + o, nullptr, n, c, sq, ab);
         }
     });
     bench("next batch's output (sparse_forward_chunk)", [&] {
@@ -121,6 +139,6 @@ int main(int argc, char** argv) {
                                    kWidth, bias.data(), Act::relu, f0 == 0, f1 == kIn, y.data(), kWidth);
         }
     });
-    std::printf("(checksum %g)\n", sq + (double)y[0]);
+    std::printf("(checksum %g)\n", sq[0] + sq[1] + (double)y[0]);
     return 0;
 }

@@ -164,7 +164,7 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
         w.labels_next.assign(rows, 0);
         w.row_bits_next.assign(rows * bit_words(IN), 0);
         w.col_bits.assign(IN * bit_words(rows), 0);
-        w.gbuf.assign((size_t)threads * (kOptRows + rows) * kColBlock, 0.0f);
+        w.gbuf.assign((size_t)threads * (kOptRows + 2 * rows) * kColBlock, 0.0f);
     }
     w.group_rows.assign((IN + kFeatureGroup - 1) / kFeatureGroup * bit_words(rows), 0);
     w.scratch.assign((size_t)threads * std::max(IN, rows), 0);

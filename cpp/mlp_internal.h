@@ -41,7 +41,7 @@ struct Mlp::Workspace {
     std::vector<int32_t> labels_next;       // (rows)
     aligned_vector<uint64_t> row_bits_next;    // (rows, bit_words(IN))
     aligned_vector<uint64_t> col_bits;         // (IN, bit_words(rows)) this batch's non-zeros, by feature
-    aligned_vector<float> gbuf;  // (threads, (kOptRows + rows) * kColBlock) weight-gradient rows, partial outputs
+    aligned_vector<float> gbuf;  // (threads, (kOptRows + 2 * rows) * kColBlock) weight-gradient rows, partial outputs
     // the row scans' NaN/Inf findings (train_epoch, check_input): this batch's rows, the next batch's.
     std::atomic<bool> bad_input{false}, bad_input_next{false};
     SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }

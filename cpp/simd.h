@@ -88,8 +88,11 @@ struct KernelTable {
                                const float* const* xrows, const float* dz, size_t ldz, float* g, size_t ldg);
     // sparse_weight_grad of rows [p0, p1) on one full panel (kColBlock columns) fused with adam on those
     // rows (rows p1 - p0, cols = ld = kColBlock; w, m, v, vhat point at row p0): equal to the two calls.
+    // with second != 0, two panels at once: the next kColBlock columns of dz belong to a second panel
+    // whose row p0 is `second` floats after the first's (in w, m, v, vhat); its penalty sums go to
+    // sum_sq[1] and sum_abs[1]. equal to one call per panel (each row's set bits are walked once).
     void (*sparse_grad_adam)(size_t p0, size_t p1, const uint64_t* cols, size_t bw, const float* const* xrows,
-                             const float* dz, size_t ldz, float* w, float* m, float* v, float* vhat,
+                             const float* dz, size_t ldz, float* w, float* m, float* v, float* vhat, size_t second,
                              const OptCoef& c, double* sum_sq, double* sum_abs);
     // y (rows, width), row stride ldy: adds features [p0, p1) of x . w to y (to 0 when first), over the
     // bits set in each row's bitmap (bits + r * words) in increasing order; w row p is w + p*ldw. on the

@@ -61,34 +61,46 @@ void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const st
         const Segment& seg = segments[s];
         if (seg.is_bias || !owned(seg)) continue;
         const size_t j0 = seg.owner_col, width = seg.cols;
-        const float* panel = w + seg.offset;  // (in, width), row-major
-        // adam on a full panel: gradient and update in one pass (KernelTable::sparse_grad_adam)
+        // adam on a full panel: gradient and update in one pass (KernelTable::sparse_grad_adam), and on two
+        // at once when this thread owns the next one too (full, its rows right after these)
         const bool fused = cfg.kind == OptKind::adam && width == kColBlock;
-        const OptCoef c = segment_coef(coef, seg);
-        double sq = 0.0, ab = 0.0;
+        const Segment* next_seg = s + 1 < segments.size() ? &segments[s + 1] : nullptr;
+        const bool pair = fused && next_seg && !next_seg->is_bias && owned(*next_seg) && next_seg->cols == kColBlock &&
+                          next_seg->rows == seg.rows && next_seg->offset == seg.offset + seg.rows * kColBlock;
+        const size_t np = pair ? 2 : 1, second = pair ? next_seg->offset - seg.offset : 0;
+        const OptCoef c = segment_coef(coef, seg);  // a layer's panels share their regularisation
+        double sq[2] = {0.0, 0.0}, ab[2] = {0.0, 0.0};
         size_t f0 = 0;  // features not yet added to the next batch's output
         for (size_t r0 = 0; r0 < seg.rows; r0 += kOptRows) {
             const size_t r1 = std::min(seg.rows, r0 + kOptRows);
-            prefetch_some();
+            for (size_t n = 0; n < np; ++n) prefetch_some();  // the plan counts each panel's chunks
             if (fused) {
                 const size_t o = seg.offset + r0 * width;
                 K.sparse_grad_adam(r0, r1, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, w + o, st.m + o, st.v + o,
-                                   st.vhat ? st.vhat + o : nullptr, c, &sq, &ab);
+                                   st.vhat ? st.vhat + o : nullptr, second, c, sq, ab);
             } else {
                 K.sparse_weight_grad(r0, r1, width, cur.bits, bw, cur.xrows, layer.dz + j0, layer.out, gbuf, width);
-                update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, &sq, &ab);
+                update_rows(cfg, coef, seg, w, gbuf, st, r0, r1, sq, ab);
             }
             // the next batch's output over kForwardRows updated rows at a time (fewer, longer loops);
             // partial sums in a private buffer: y_next's lines are read by the other threads
             if (next.rows > 0 && (r1 - f0 >= kForwardRows || r1 == seg.rows)) {
-                K.sparse_forward_chunk(next.rows, width, f0, r1, next.bits, words, next.xrows, panel, width,
-                                       bias ? bias + j0 : nullptr, layer.act, f0 == 0, r1 == seg.rows, ybuf, width);
+                for (size_t n = 0; n < np; ++n) {
+                    const size_t jn = j0 + n * kColBlock;
+                    K.sparse_forward_chunk(next.rows, width, f0, r1, next.bits, words, next.xrows,
+                                           w + seg.offset + n * second, width, bias ? bias + jn : nullptr, layer.act,
+                                           f0 == 0, r1 == seg.rows, ybuf + n * next.rows * kColBlock, width);
+                }
                 f0 = r1;
             }
         }
-        for (size_t r = 0; r < next.rows; ++r)
-            std::memcpy(layer.y_next + r * layer.out + j0, ybuf + r * width, width * sizeof(float));
-        penalty_segments[s] = segment_penalty(seg, sq, ab);
+        for (size_t n = 0; n < np; ++n) {
+            const float* yb = ybuf + n * next.rows * kColBlock;
+            for (size_t r = 0; r < next.rows; ++r)
+                std::memcpy(layer.y_next + r * layer.out + j0 + n * kColBlock, yb + r * width, width * sizeof(float));
+            penalty_segments[s + n] = segment_penalty(segments[s + n], sq[n], ab[n]);
+        }
+        s += np - 1;
     }
 }
 

@@ -41,7 +41,7 @@ struct SweepLayer {
 
 // updates every layer-0 segment this thread owns (bias first: the next batch's output adds it) and
 // fills y_next; penalty_segments gets those segments' penalties. scratch: gbuf kOptRows * kColBlock
-// floats, ybuf next.rows * kColBlock floats.
+// floats, ybuf 2 * next.rows * kColBlock floats (two panels at once, see KernelTable::sparse_grad_adam).
 // ahead (rows, xrows only): the batch after next, whose rows (anywhere in the data set, so in DRAM)
 // are prefetched into L2 a few lines per chunk, this thread's share, for the next step's scan.
 void first_layer_sweep(const OptimizerConfig& cfg, const OptCoef& coef, const std::vector<Segment>& segments,

@@ -269,7 +269,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 // narrow steps on several threads prefetch the batch after next beside the output layer
                 const bool prefetched = narrow_step && T > 1;
                 const SweepBatch ahead{prefetched ? 0 : ahead_rows, ws.x_rows_ahead.data(), nullptr};
-                float* sweep_buf = ws.gbuf.data() + (size_t)team_rank() * (kOptRows + B) * kColBlock;
+                float* sweep_buf = ws.gbuf.data() + (size_t)team_rank() * (kOptRows + 2 * B) * kColBlock;
                 first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,
                                   cur, nxt, ahead, sweep_buf, sweep_buf + kOptRows * kColBlock);
                 // narrow steps skip the forward: the next batch's layer-0 dropout comes here, on the

@@ -72,6 +72,13 @@ CONFIGS = {
     # adam on full 64-column panels takes the fused gradient + update kernel: with l1 and l2 here
     "full-panel-l1l2-adam": dict(units=64, regularizer=regularizers.l1_l2(1e-4, 1e-3)),
     "single-softmax-layer": dict(units=None, regularizer=regularizers.l2(1e-3)),
+    # 3 panels: a thread owning two adjacent full panels updates them in one walk (with avx-512), the
+    # third alone; amsgrad's vhat and decoupled decay on both
+    "three-panels-amsgrad-l1l2": dict(
+        units=192,
+        regularizer=regularizers.l1_l2(1e-4, 1e-3),
+        optimizer=optimizers.Adam(2e-3, amsgrad=True, weight_decay=0.01),
+    ),
 }
 
 
