@@ -53,17 +53,23 @@ def run_all_kernels(rng_seed=0):
         kernels.adam_update(wa, out["dw"].ravel(), ma, va, iterations=t, l2=0.001)
     out["adam"] = wa
     out["dropout"], out["dropout_mask"] = kernels.dropout_forward(x, 0.4, seed=3, step=1)
-    # the trainer's fused first-layer sweep (sparse input; 37-row batches: a partial last batch)
+    # the trainer's fused first-layer sweep (sparse input, 37-row batches)
     y = rng.integers(0, 4, 37 * 5)
     xs = rng.random((37 * 5, 300)).astype(np.float32)
     xs[rng.random(xs.shape) < 0.8] = 0
     model = relu_logits_model(300, 75, seed=rng_seed)
     model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse="sparse", threads=2)
     out["sweep"] = model.get_weights()[0]
-    # 100-row batches: bitmaps of two 64-bit words per feature, built 32 rows at a time
+    # 100-row batches (and a partial last one, 85 rows): bitmaps of two 64-bit words per feature,
+    # built 32 rows at a time
     model = relu_logits_model(300, 75, seed=rng_seed)
     model.fit(xs, y, batch_size=100, epochs=2, verbose=0, sparse="sparse", threads=2)
     out["sweep_100_rows"] = model.get_weights()[0]
+    # 192 units on 2 threads: thread 0 owns two full panels (updated together with avx-512, one after
+    # the other elsewhere), thread 1 one
+    model = relu_logits_model(300, 192, seed=rng_seed)
+    model.fit(xs, y, batch_size=37, epochs=2, verbose=0, sparse="sparse", threads=2)
+    out["sweep_two_panels"] = model.get_weights()[0]
     # 75 units: whole vectors of the dropout mask and a partial last one, on both input paths (and
     # the element-by-element mask); 128 units: the mask drawn in whole vectors, as in the study
     for path in ("dense", "sparse"):
