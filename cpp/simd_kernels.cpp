@@ -502,44 +502,74 @@ void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* 
 // interleaved into element order; with avx2 8 blocks (32 elements); elsewhere one block at a time.
 
 #if defined(__AVX512F__)
-// hi and lo 32 bits of a * m for 16 lanes.
-inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+// the 16-lane integer operations of philox_blocks (below).
+inline __m512i set1_u32(__m512i, uint32_t x) { return _mm512_set1_epi32((int)x); }
+inline __m512i lane_index(__m512i) { return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
+inline __m512i add_u32(__m512i a, __m512i b) { return _mm512_add_epi32(a, b); }
+inline __m512i xor3(__m512i a, __m512i b, __m512i c) { return _mm512_xor_si512(_mm512_xor_si512(a, b), c); }
+// hi and lo 32 bits of a * m per lane.
+inline void mulhilo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
     const __m512i even = _mm512_mul_epu32(a, m);                         // lanes 0, 2, ...: 64-bit products
     const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);  // lanes 1, 3, ...
     hi = _mm512_mask_mov_epi32(_mm512_srli_epi64(even, 32), (__mmask16)0xAAAA, odd);
     lo = _mm512_mask_mov_epi32(even, (__mmask16)0xAAAA, _mm512_slli_epi64(odd, 32));  // cheaper than vpmulld
 }
+#elif defined(__AVX2__)
+// the 8-lane integer operations of philox_blocks (below).
+inline __m256i set1_u32(__m256i, uint32_t x) { return _mm256_set1_epi32((int)x); }
+inline __m256i lane_index(__m256i) { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+inline __m256i add_u32(__m256i a, __m256i b) { return _mm256_add_epi32(a, b); }
+inline __m256i xor3(__m256i a, __m256i b, __m256i c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
+// hi and lo 32 bits of a * m per lane.
+inline void mulhilo(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
+    const __m256i even = _mm256_mul_epu32(a, m);                         // lanes 0, 2, ...: 64-bit products
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1, 3, ...
+    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+#endif
 
-// keep bits of G groups of 64 elements: keep[g] bit t = element 4*q0[g] + t, from the 16 philox
-// blocks q0[g] .. q0[g] + 15. the G groups are independent chains, interleaved round by round so
-// that the multiplier latency of one hides behind the others.
-template <int G>
-inline void keep_bits(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
-                      uint64_t (&keep)[G]) {
-    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i c0[G], c1[G], c2[G], c3[G];
+#if defined(__AVX512F__) || defined(__AVX2__)
+// philox blocks q0[g] + lane of (seed, stream, step), one block per lane of an integer vector VI, for
+// G groups: c0..c3[g] get the four words (rng.h's philox4x32_10). the groups are independent chains,
+// interleaved round by round so that the multiplier latency of one hides behind the others.
+template <class VI, int G>
+inline void philox_blocks(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, VI (&c0)[G],
+                          VI (&c1)[G], VI (&c2)[G], VI (&c3)[G]) {
+    const VI lanes = lane_index(VI{});
     for (int g = 0; g < G; ++g) {
-        c0[g] = _mm512_add_epi32(_mm512_set1_epi32((int)q0[g]), lanes);
-        c1[g] = _mm512_set1_epi32((int)stream);
-        c2[g] = _mm512_set1_epi32((int)(uint32_t)step);
-        c3[g] = _mm512_set1_epi32((int)(uint32_t)(step >> 32));
+        c0[g] = add_u32(set1_u32(VI{}, q0[g]), lanes);
+        c1[g] = set1_u32(VI{}, stream);
+        c2[g] = set1_u32(VI{}, (uint32_t)step);
+        c3[g] = set1_u32(VI{}, (uint32_t)(step >> 32));
     }
-    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    const VI m0 = set1_u32(VI{}, 0xD2511F53u), m1 = set1_u32(VI{}, 0xCD9E8D57u);
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     for (int r = 0; r < 10; ++r) {
-        const __m512i vk0 = _mm512_set1_epi32((int)k0), vk1 = _mm512_set1_epi32((int)k1);
+        const VI vk0 = set1_u32(VI{}, k0), vk1 = set1_u32(VI{}, k1);
         for (int g = 0; g < G; ++g) {
-            __m512i hi0, lo0, hi1, lo1;
-            mulhilo16(c0[g], m0, hi0, lo0);
-            mulhilo16(c2[g], m1, hi1, lo1);
-            c0[g] = _mm512_xor_si512(_mm512_xor_si512(hi1, c1[g]), vk0);
+            VI hi0, lo0, hi1, lo1;
+            mulhilo(c0[g], m0, hi0, lo0);
+            mulhilo(c2[g], m1, hi1, lo1);
+            c0[g] = xor3(hi1, c1[g], vk0);
             c1[g] = lo1;
-            c2[g] = _mm512_xor_si512(_mm512_xor_si512(hi0, c3[g]), vk1);
+            c2[g] = xor3(hi0, c3[g], vk1);
             c3[g] = lo0;
         }
         k0 += 0x9E3779B9u;
         k1 += 0xBB67AE85u;
     }
+}
+#endif
+
+#if defined(__AVX512F__)
+// keep bits of G groups of 64 elements: keep[g] bit t = element 4*q0[g] + t, from the 16 philox
+// blocks q0[g] .. q0[g] + 15.
+template <int G>
+inline void keep_bits(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
+                      uint64_t (&keep)[G]) {
+    __m512i c0[G], c1[G], c2[G], c3[G];
+    philox_blocks(q0, stream, step, seed, c0, c1, c2, c3);
     const __m512i thr = _mm512_set1_epi32((int)threshold);
     for (int g = 0; g < G; ++g) {
         const uint64_t w0 = _mm512_cmplt_epu32_mask(c0[g], thr), w1 = _mm512_cmplt_epu32_mask(c1[g], thr);
@@ -558,44 +588,14 @@ inline void apply_keep64(uint64_t keep, float* x, uint8_t* mask, __m512 scale) {
     _mm512_storeu_si512(mask, _mm512_maskz_set1_epi8((__mmask64)keep, 1));
 }
 #elif defined(__AVX2__)
-// hi and lo 32 bits of a * m for 8 lanes.
-inline void mulhilo8(__m256i a, __m256i m, __m256i& hi, __m256i& lo) {
-    const __m256i even = _mm256_mul_epu32(a, m);                         // lanes 0, 2, ...: 64-bit products
-    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);  // lanes 1, 3, ...
-    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-}
-
 // keep masks of G groups of 32 elements: keep[g][k] lane i all ones when element 4*q0[g] + 8k + i
 // is kept, from the 8 philox blocks q0[g] .. q0[g] + 7 (lane l: block l, as keep_bits above); the
 // four words' compares are transposed into element order.
 template <int G>
 inline void keep_masks(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
                        __m256i (&keep)[G][4]) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i c0[G], c1[G], c2[G], c3[G];
-    for (int g = 0; g < G; ++g) {
-        c0[g] = _mm256_add_epi32(_mm256_set1_epi32((int)q0[g]), lanes);
-        c1[g] = _mm256_set1_epi32((int)stream);
-        c2[g] = _mm256_set1_epi32((int)(uint32_t)step);
-        c3[g] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
-    }
-    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; ++r) {
-        const __m256i vk0 = _mm256_set1_epi32((int)k0), vk1 = _mm256_set1_epi32((int)k1);
-        for (int g = 0; g < G; ++g) {
-            __m256i hi0, lo0, hi1, lo1;
-            mulhilo8(c0[g], m0, hi0, lo0);
-            mulhilo8(c2[g], m1, hi1, lo1);
-            c0[g] = _mm256_xor_si256(_mm256_xor_si256(hi1, c1[g]), vk0);
-            c1[g] = lo1;
-            c2[g] = _mm256_xor_si256(_mm256_xor_si256(hi0, c3[g]), vk1);
-            c3[g] = lo0;
-        }
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
+    philox_blocks(q0, stream, step, seed, c0, c1, c2, c3);
     // word < threshold, unsigned: both sign bits flipped, compared signed
     const __m256i flip = _mm256_set1_epi32((int)0x80000000u);
     const __m256i thr = _mm256_set1_epi32((int)(threshold ^ 0x80000000u));
