@@ -563,11 +563,15 @@ inline void philox_blocks(const uint32_t (&q0)[G], uint32_t stream, uint64_t ste
 #endif
 
 #if defined(__AVX512F__)
+constexpr size_t kDropGroup = 64;  // elements per group, drawn at once
+constexpr int kDropAtOnce = 4;     // groups interleaved
+using DropKeep = uint64_t;         // a group's keep bits
+
 // keep bits of G groups of 64 elements: keep[g] bit t = element 4*q0[g] + t, from the 16 philox
 // blocks q0[g] .. q0[g] + 15.
 template <int G>
-inline void keep_bits(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
-                      uint64_t (&keep)[G]) {
+inline void keep_groups(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
+                        uint64_t (&keep)[G]) {
     __m512i c0[G], c1[G], c2[G], c3[G];
     philox_blocks(q0, stream, step, seed, c0, c1, c2, c3);
     const __m512i thr = _mm512_set1_epi32((int)threshold);
@@ -580,20 +584,27 @@ inline void keep_bits(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, u
 }
 
 // applies 64 keep bits to x[0..64) and writes the mask bytes.
-inline void apply_keep64(uint64_t keep, float* x, uint8_t* mask, __m512 scale) {
+inline void apply_keep(uint64_t keep, float* x, uint8_t* mask, float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
     for (int v = 0; v < 4; ++v) {
         const __mmask16 k = (__mmask16)(keep >> (16 * v));
-        _mm512_storeu_ps(x + 16 * v, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(x + 16 * v), scale));
+        _mm512_storeu_ps(x + 16 * v, _mm512_maskz_mul_ps(k, _mm512_loadu_ps(x + 16 * v), vs));
     }
     _mm512_storeu_si512(mask, _mm512_maskz_set1_epi8((__mmask64)keep, 1));
 }
 #elif defined(__AVX2__)
-// keep masks of G groups of 32 elements: keep[g][k] lane i all ones when element 4*q0[g] + 8k + i
-// is kept, from the 8 philox blocks q0[g] .. q0[g] + 7 (lane l: block l, as keep_bits above); the
-// four words' compares are transposed into element order.
+constexpr size_t kDropGroup = 32;  // elements per group, drawn at once
+constexpr int kDropAtOnce = 2;     // groups interleaved (16 ymm registers)
+struct DropKeep {                  // a group's keep masks, in element order
+    __m256i v[4];
+};
+
+// keep masks of G groups of 32 elements: keep[g].v[k] lane i all ones when element 4*q0[g] + 8k + i
+// is kept, from the 8 philox blocks q0[g] .. q0[g] + 7 (lane l: block l, as the avx-512 keep_groups);
+// the four words' compares are transposed into element order.
 template <int G>
-inline void keep_masks(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
-                       __m256i (&keep)[G][4]) {
+inline void keep_groups(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, uint64_t seed, uint32_t threshold,
+                        DropKeep (&keep)[G]) {
     __m256i c0[G], c1[G], c2[G], c3[G];
     philox_blocks(q0, stream, step, seed, c0, c1, c2, c3);
     // word < threshold, unsigned: both sign bits flipped, compared signed
@@ -607,22 +618,38 @@ inline void keep_masks(const uint32_t (&q0)[G], uint32_t stream, uint64_t step, 
         const __m256i c = _mm256_unpackhi_epi32(w0, w1), d = _mm256_unpackhi_epi32(w2, w3);
         const __m256i e0 = _mm256_unpacklo_epi64(a, b), e1 = _mm256_unpackhi_epi64(a, b);
         const __m256i e2 = _mm256_unpacklo_epi64(c, d), e3 = _mm256_unpackhi_epi64(c, d);
-        keep[g][0] = _mm256_permute2x128_si256(e0, e1, 0x20);  // blocks 0, 1: elements 0 .. 7
-        keep[g][1] = _mm256_permute2x128_si256(e2, e3, 0x20);  // blocks 2, 3
-        keep[g][2] = _mm256_permute2x128_si256(e0, e1, 0x31);  // blocks 4, 5
-        keep[g][3] = _mm256_permute2x128_si256(e2, e3, 0x31);  // blocks 6, 7
+        keep[g].v[0] = _mm256_permute2x128_si256(e0, e1, 0x20);  // blocks 0, 1: elements 0 .. 7
+        keep[g].v[1] = _mm256_permute2x128_si256(e2, e3, 0x20);  // blocks 2, 3
+        keep[g].v[2] = _mm256_permute2x128_si256(e0, e1, 0x31);  // blocks 4, 5
+        keep[g].v[3] = _mm256_permute2x128_si256(e2, e3, 0x31);  // blocks 6, 7
     }
 }
 
 // applies 32 elements' keep masks to x[0..32) and writes the mask bytes.
-inline void apply_keep32(const __m256i (&keep)[4], float* x, uint8_t* mask, __m256 scale) {
+inline void apply_keep(const DropKeep& keep, float* x, uint8_t* mask, float scale) {
+    const __m256 vs = _mm256_set1_ps(scale);
     for (int k = 0; k < 4; ++k)
-        _mm256_storeu_ps(x + 8 * k, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), scale),
-                                                  _mm256_castsi256_ps(keep[k])));
+        _mm256_storeu_ps(x + 8 * k, _mm256_and_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vs),
+                                                  _mm256_castsi256_ps(keep.v[k])));
     // masks to bytes: packs interleave the 128-bit lanes, the permute puts the 4-byte groups back
-    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(keep[0], keep[1]), _mm256_packs_epi32(keep[2], keep[3]));
+    const __m256i bytes =
+        _mm256_packs_epi16(_mm256_packs_epi32(keep.v[0], keep.v[1]), _mm256_packs_epi32(keep.v[2], keep.v[3]));
     const __m256i order = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256((__m256i*)mask, _mm256_and_si256(order, _mm256_set1_epi8(1)));
+}
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+// dropout_forward's vector step: G groups of kDropGroup elements starting at elements e[g] (multiples
+// of 4): their keeps drawn together, then applied.
+template <int G>
+inline void drop_groups(const uint64_t (&e)[G], float* x, uint8_t* mask, uint64_t seed, uint32_t stream, uint64_t step,
+                        uint32_t threshold, float scale) {
+    uint32_t q[G];
+    for (int g = 0; g < G; ++g) q[g] = (uint32_t)(e[g] >> 2);
+    DropKeep keep[G];
+    keep_groups<G>(q, stream, step, seed, threshold, keep);
+    for (int g = 0; g < G; ++g) apply_keep(keep[g], x + e[g], mask + e[g], scale);
 }
 #endif
 
@@ -653,50 +680,23 @@ void dropout_scalar(float* xr, uint8_t* mr, uint64_t e0, size_t j, size_t c1, ui
 void dropout_forward(size_t rows, size_t width, size_t c0, size_t c1, float* x, uint8_t* mask, uint64_t seed,
                      uint32_t stream, uint64_t step, uint64_t keep_threshold, float scale) {
     size_t vec_cols = c0;  // columns [c0, vec_cols) of every row go through the vector path
-#if defined(__AVX512F__)
-    // whole 64-element groups that start on a block boundary in every row (and a threshold below
-    // 2^32: rate > 0), four groups at a time across rows and columns
+#if defined(__AVX512F__) || defined(__AVX2__)
+    // whole groups (kDropGroup elements) that start on a block boundary in every row (and a threshold
+    // below 2^32: rate > 0), kDropAtOnce groups at a time across rows and columns
     if (keep_threshold < (1ull << 32) && width % 4 == 0 && c0 % 4 == 0 && ((uint64_t)rows * width) >> 34 == 0) {
-        vec_cols = c0 + (c1 - c0) / 64 * 64;
-        const size_t per_row = (vec_cols - c0) / 64, groups = rows * per_row;
-        const __m512 vs = _mm512_set1_ps(scale);
+        vec_cols = c0 + (c1 - c0) / kDropGroup * kDropGroup;
+        const size_t per_row = (vec_cols - c0) / kDropGroup, groups = rows * per_row;
         const uint32_t thr = (uint32_t)keep_threshold;
-        auto element = [&](size_t g) { return (uint64_t)(g / per_row) * width + c0 + (g % per_row) * 64; };
+        auto element = [&](size_t g) { return (uint64_t)(g / per_row) * width + c0 + (g % per_row) * kDropGroup; };
         size_t g = 0;
-        for (; g + 4 <= groups; g += 4) {
-            uint32_t q[4];
-            uint64_t keep[4];
-            for (int i = 0; i < 4; ++i) q[i] = (uint32_t)(element(g + (size_t)i) >> 2);
-            keep_bits<4>(q, stream, step, seed, thr, keep);
-            for (int i = 0; i < 4; ++i) apply_keep64(keep[i], x + element(g + (size_t)i), mask + element(g + (size_t)i), vs);
+        for (; g + kDropAtOnce <= groups; g += kDropAtOnce) {
+            uint64_t e[kDropAtOnce];
+            for (int i = 0; i < kDropAtOnce; ++i) e[i] = element(g + (size_t)i);
+            drop_groups<kDropAtOnce>(e, x, mask, seed, stream, step, thr, scale);
         }
         for (; g < groups; ++g) {
-            const uint32_t q[1] = {(uint32_t)(element(g) >> 2)};
-            uint64_t keep[1];
-            keep_bits<1>(q, stream, step, seed, thr, keep);
-            apply_keep64(keep[0], x + element(g), mask + element(g), vs);
-        }
-    }
-#elif defined(__AVX2__)
-    // as above with 32-element groups, two at a time (16 ymm registers)
-    if (keep_threshold < (1ull << 32) && width % 4 == 0 && c0 % 4 == 0 && ((uint64_t)rows * width) >> 34 == 0) {
-        vec_cols = c0 + (c1 - c0) / 32 * 32;
-        const size_t per_row = (vec_cols - c0) / 32, groups = rows * per_row;
-        const __m256 vs = _mm256_set1_ps(scale);
-        const uint32_t thr = (uint32_t)keep_threshold;
-        auto element = [&](size_t g) { return (uint64_t)(g / per_row) * width + c0 + (g % per_row) * 32; };
-        size_t g = 0;
-        for (; g + 2 <= groups; g += 2) {
-            const uint32_t q[2] = {(uint32_t)(element(g) >> 2), (uint32_t)(element(g + 1) >> 2)};
-            __m256i keep[2][4];
-            keep_masks<2>(q, stream, step, seed, thr, keep);
-            for (int i = 0; i < 2; ++i) apply_keep32(keep[i], x + element(g + (size_t)i), mask + element(g + (size_t)i), vs);
-        }
-        for (; g < groups; ++g) {
-            const uint32_t q[1] = {(uint32_t)(element(g) >> 2)};
-            __m256i keep[1][4];
-            keep_masks<1>(q, stream, step, seed, thr, keep);
-            apply_keep32(keep[0], x + element(g), mask + element(g), vs);
+            const uint64_t e[1] = {element(g)};
+            drop_groups<1>(e, x, mask, seed, stream, step, thr, scale);
         }
     }
 #endif
