@@ -3,7 +3,7 @@
 //
 // rounding: this file is compiled with -ffp-contract=off, so a*b+c is never fused behind our
 // back; the gemm kernels fuse explicitly (vfma), the optimizer does exactly keras' sequence of
-// float32 operations. every output element of a gemm is one sequential sum over p = 0..k-1, so
+// float32 operations (its penalty sums, which only report the loss, use vfma too). every output element of a gemm is one sequential sum over p = 0..k-1, so
 // tiling and threading never change a result.
 #include <algorithm>
 #include <cmath>
@@ -436,7 +436,9 @@ inline void adam_vector(size_t i, int cnt, vf gi, float* w, float* m, float* v, 
     }
     wi = wi - (mi * alpha) / (vsqrt(vi) + eps);  // w -= m * alpha / (sqrt(v) + epsilon)
     st(w + i, wi, cnt);
-    if (L2) sq += wi * wi;  // the next step's penalty, only where a penalty exists
+    // the next step's penalty, only where a penalty exists; a multiply-add: one add-pipe operation
+    // fewer per vector (784 x 64 fused update, bench/sweep_kernels.cpp: 22.6 -> 22.0 us)
+    if (L2) sq = vfma(wi, wi, sq);
     if (L1) ab += vabs(wi);
 }
 
@@ -491,7 +493,7 @@ void sgd(size_t rows, size_t cols, size_t ldw, float* w, const float* g, float* 
             wi = wi - gi * lr;
         }
         st(w + i, wi, cnt);
-        sq += wi * wi;
+        sq = vfma(wi, wi, sq);
         ab += vabs(wi);
     });
 }
