@@ -787,12 +787,46 @@ void column_bits(const uint64_t* row_bits, size_t B, size_t words, size_t w0, si
         }
     }
 #else
-    for (size_t p = p0; p < p1; ++p)
-        for (size_t rw = 0; rw < bw; ++rw) cols[p * bw + rw] = 0;
-    for (size_t r = 0; r < B; ++r)
-        for (size_t w = w0; w < w1; ++w)
-            for (uint64_t u = row_bits[r * words + w]; u; u &= u - 1)
-                cols[(w * 64 + (size_t)__builtin_ctzll(u)) * bw + r / 64] |= 1ull << (r % 64);
+    // 8 x 8 bit transposes in 64-bit integers (hacker's delight, transpose8): byte i of m is row
+    // r0 + i's byte j, and after it byte b holds those rows' bits of feature 8j + b. 32 x 784: 5.9 ->
+    // 2.9 us (x86-64; or-ing each set bit into memory before)
+    auto transpose8 = [](uint64_t m) {
+        uint64_t t = (m ^ (m >> 7)) & 0x00AA00AA00AA00AAull;
+        m ^= t ^ (t << 7);
+        t = (m ^ (m >> 14)) & 0x0000CCCC0000CCCCull;
+        m ^= t ^ (t << 14);
+        t = (m ^ (m >> 28)) & 0x00000000F0F0F0F0ull;
+        return m ^ t ^ (t << 28);
+    };
+    for (size_t w = w0; w < w1; ++w) {
+        const size_t f = w * 64, nf = p1 - f < 64 ? p1 - f : 64;
+        for (size_t rw = 0; rw < bw; ++rw) {
+            uint64_t out[64] = {};  // bit r % 64 of feature f + b, rows of row word rw
+            for (size_t g = 0; g < 8 && rw * 64 + g * 8 < B; ++g) {
+                uint64_t u[8];
+                for (size_t i = 0; i < 8; ++i) {
+                    const size_t r = rw * 64 + g * 8 + i;
+                    u[i] = r < B ? row_bits[r * words + w] : 0;
+                }
+                // 8 x 8 byte transpose (swaps of 32-, 16-, 8-bit blocks): u[j] byte i = row i's byte j
+                for (size_t d = 4, sh = 32; d > 0; d /= 2, sh /= 2) {
+                    const uint64_t keep = d == 4 ? 0x00000000FFFFFFFFull : d == 2 ? 0x0000FFFF0000FFFFull : 0x00FF00FF00FF00FFull;
+                    for (size_t a = 0; a < 8; ++a) {
+                        if (a & d) continue;
+                        const uint64_t t = ((u[a] >> sh) ^ u[a + d]) & keep;
+                        u[a + d] ^= t;
+                        u[a] ^= t << sh;
+                    }
+                }
+                for (size_t j = 0; j < 8; ++j) {
+                    if (u[j] == 0) continue;
+                    const uint64_t m = transpose8(u[j]);
+                    for (size_t b = 0; b < 8; ++b) out[8 * j + b] |= ((m >> (8 * b)) & 0xff) << (8 * g);
+                }
+            }
+            for (size_t b = 0; b < nf; ++b) cols[(f + b) * bw + rw] = out[b];
+        }
+    }
 #endif
 }
 
