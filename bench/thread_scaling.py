@@ -1,0 +1,91 @@
+"""Thread scaling of one training epoch of the study's two models, and a determinism check.
+
+For each model and thread count: one epoch from the same seed (its weights must be bitwise the same
+for every thread count), then the fastest and median of ``--repeats`` further epochs (no validation).
+Prints a Markdown table; exits with status 1 when some thread count gave different weights.
+
+    python bench/thread_scaling.py --threads 1 2 4 8 16 [--npz mnist.npz]
+
+``--npz``: an MNIST ``.npz`` (keras' keys) for machines without pyreg's cache or a registry.
+"""
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+
+import numpy as np
+
+import pyreg
+from pyreg import layers, models, regularizers, utils
+from pyreg.datasets import mnist
+
+
+def study_model(kind: str) -> models.Sequential:
+    utils.set_random_seed(0)
+    if kind == "l2":
+        hidden = [layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001))]
+    else:
+        hidden = [layers.Dense(128, activation="relu"), layers.Dropout(0.5)]
+    m = models.Sequential(
+        [layers.Input(shape=(784,)), *hidden, layers.Dense(10, activation="softmax")]
+    )
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def weights_digest(m: models.Sequential) -> str:
+    return hashlib.sha256(b"".join(w.tobytes() for w in m.get_weights())).hexdigest()[:16]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default: 1 2)"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=5, help="timed epochs per model and thread count"
+    )
+    ap.add_argument("--npz", default=None, help="MNIST .npz to read instead of pyreg's cache")
+    args = ap.parse_args()
+    if any(t < 1 for t in args.threads) or args.repeats < 1:
+        ap.error("--threads and --repeats must be positive")
+
+    (x, y), _ = mnist.load_data(args.npz)
+    x = (x.reshape(-1, 784) / np.float32(255)).astype(np.float32)  # x (60000, 784) float32
+    info = pyreg.build_info()
+    print(
+        f"{info['cpu']}, {os.cpu_count()} cores, kernels {info['isa_active']}, python {info['python']}\n"
+    )
+    print(
+        "| model | threads | epoch, fastest (ms) | median (ms) | vs 1st count | weights after one epoch |"
+    )
+    print("|---|---|---|---|---|---|")
+    same = True
+    for kind in ("l2", "dropout"):
+        first_digest, first_time = None, None
+        for t in args.threads:
+            m = study_model(kind)
+            m.fit(x, y, epochs=1, verbose=0, threads=t)
+            digest = weights_digest(m)
+            first_digest = first_digest or digest
+            same &= digest == first_digest
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                m.fit(x, y, epochs=1, verbose=0, threads=t)
+                times.append(time.perf_counter() - t0)
+            fastest, median = min(times), float(np.median(times))
+            first_time = first_time or fastest
+            verdict = "same" if digest == first_digest else "DIFFERENT"
+            print(
+                f"| {kind} | {t} | {fastest * 1e3:.1f} | {median * 1e3:.1f} | {first_time / fastest:.2f}x | "
+                f"{digest} {verdict} |",
+                flush=True,
+            )
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
