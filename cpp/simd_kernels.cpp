@@ -964,7 +964,8 @@ void sparse_grad_adam(size_t p0, size_t p1, const uint64_t* cols, size_t bw, con
 }
 
 // rows of y, one column tile: y = (first ? 0 : y) + sum over the set features p in [p0, p1) of row r
-// of x_r[p] * w(p, :); on the last chunk then y = act(y + bias).
+// of x_r[p] * w(p, :); on the last chunk then y = act(y + bias). (two rows at a time over the union of
+// their features, each weight row loaded once for both: 784 x 64 panel 8.0 -> 10.1 us, slower.)
 template <int V, bool PART>
 struct ForwardTile {
     static void run(size_t j, int nlast, size_t rows, size_t p0, size_t p1, const uint64_t* bits, size_t words,
