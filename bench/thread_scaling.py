@@ -18,21 +18,9 @@ import time
 import numpy as np
 
 import pyreg
-from pyreg import layers, models, regularizers, utils
+from pyreg import models
+from pyreg.compare import build_pyreg_model
 from pyreg.datasets import mnist
-
-
-def study_model(kind: str) -> models.Sequential:
-    utils.set_random_seed(0)
-    if kind == "l2":
-        hidden = [layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001))]
-    else:
-        hidden = [layers.Dense(128, activation="relu"), layers.Dropout(0.5)]
-    m = models.Sequential(
-        [layers.Input(shape=(784,)), *hidden, layers.Dense(10, activation="softmax")]
-    )
-    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return m
 
 
 def weights_digest(m: models.Sequential) -> str:
@@ -53,7 +41,7 @@ def main() -> int:
         ap.error("--threads and --repeats must be positive")
 
     (x, y), _ = mnist.load_data(args.npz)
-    x = (x.reshape(-1, 784) / np.float32(255)).astype(np.float32)  # x (60000, 784) float32
+    x = (x / np.float32(255)).astype(np.float32)  # x (60000, 28, 28) float32
     info = pyreg.build_info()
     print(
         f"{info['cpu']}, {os.cpu_count()} cores, kernels {info['isa_active']}, python {info['python']}\n"
@@ -66,7 +54,7 @@ def main() -> int:
     for kind in ("l2", "dropout"):
         first_digest, first_time = None, None
         for t in args.threads:
-            m = study_model(kind)
+            m = build_pyreg_model(kind, seed=0)
             m.fit(x, y, epochs=1, verbose=0, threads=t)
             digest = weights_digest(m)
             first_digest = first_digest or digest
