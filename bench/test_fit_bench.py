@@ -6,7 +6,8 @@ Each implementation trains one warm-up epoch first (Keras traces its graph then)
 reported separately in extra_info["warmup_s"], then every round is one more epoch of the same model.
 Speed-ups versus Keras and NumPy, thread scaling (pyreg on all cores vs one) and pyreg on one thread
 vs Keras on one thread (TensorFlow limited to one thread, in a subprocess of this run) are recorded in
-extra_info, with the validation accuracy reached. On a CPU with AVX-512, "pyreg-avx2" trains with the
+extra_info, with the validation accuracy reached, and where one more epoch's time went on each thread
+(extra_info["phases_us_per_step"], pyreg.profiling). On a CPU with AVX-512, "pyreg-avx2" trains with the
 AVX2 kernels forced, the speed of CPUs without AVX-512 (its paths once fell back to scalar loops
 unnoticed: an epoch took 1.9x as long).
 """
@@ -151,6 +152,14 @@ def test_epoch(benchmark, baselines, request, mnist, quick, kind, impl):
                 warmup_s=warmup, val_accuracy=runner.val_accuracy, threads=1 if impl == "pyreg-1thread" else "all")  # fmt: skip
     if getattr(runner, "isa", None):
         info["isa"] = runner.isa  # the kernels it ran (versions() reports the active ones)
+    if impl.startswith("pyreg") and not benchmark.disabled:
+        # where the time goes: one more epoch (untimed, no validation) with the phase clock on,
+        # microseconds per step and phase, one dict per thread (pyreg.profiling)
+        from pyreg.profiling import profile_fit
+
+        with forced_isa(runner.isa):
+            phases = profile_fit(runner.model, runner.x, runner.y, threads=runner.threads)
+        info["phases_us_per_step"] = [{k: round(v, 3) for k, v in t.items()} for t in phases]
     others = {}
     if impl.startswith("pyreg") and not benchmark.disabled:
         others = {name: EpochRunner(name, kind, mnist, request.getfixturevalue("keras_mod") if name == "keras"

@@ -3,8 +3,10 @@
 For each model and thread count: one epoch from the same seed (its weights must be bitwise the same
 for every thread count), then the fastest and median of ``--repeats`` further epochs (no validation).
 Prints a Markdown table; exits with status 1 when some thread count gave different weights.
+``--profile`` adds, per model and thread count, where one more epoch's time went on each thread
+(pyreg.profiling: microseconds per step and phase).
 
-    python bench/thread_scaling.py --threads 1 2 4 8 16 [--npz mnist.npz]
+    python bench/thread_scaling.py --threads 1 2 4 8 16 [--npz mnist.npz] [--profile]
 
 ``--npz``: an MNIST ``.npz`` (keras' keys) for machines without pyreg's cache or a registry.
 """
@@ -21,6 +23,7 @@ import pyreg
 from pyreg import models
 from pyreg.compare import build_pyreg_model
 from pyreg.datasets import mnist
+from pyreg.profiling import format_profile, profile_fit
 
 
 def weights_digest(m: models.Sequential) -> str:
@@ -36,6 +39,9 @@ def main() -> int:
         "--repeats", type=int, default=5, help="timed epochs per model and thread count"
     )
     ap.add_argument("--npz", default=None, help="MNIST .npz to read instead of pyreg's cache")
+    ap.add_argument(
+        "--profile", action="store_true", help="also print each thread's phases (us per step)"
+    )
     args = ap.parse_args()
     if any(t < 1 for t in args.threads) or args.repeats < 1:
         ap.error("--threads and --repeats must be positive")
@@ -51,6 +57,7 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|")
     same = True
+    profiles = []
     for kind in ("l2", "dropout"):
         first_digest, first_time = None, None
         for t in args.threads:
@@ -72,6 +79,10 @@ def main() -> int:
                 f"{digest} {verdict} |",
                 flush=True,
             )
+            if args.profile:  # one more epoch, after the timed ones
+                profiles.append((kind, t, format_profile(profile_fit(m, x, y, threads=t))))
+    for kind, t, table in profiles:
+        print(f"\n{kind} model, {t} thread(s):\n\n{table}")
     return 0 if same else 1
 
 

@@ -710,8 +710,20 @@ PYBIND11_MODULE(_core, mod) {
              py::arg("epsilon") = 1e-7, py::arg("amsgrad") = false, py::arg("momentum") = 0.0,
              py::arg("nesterov") = false, py::arg("weight_decay") = 0.0)
         .def("set_profiling", &Mlp::set_profiling, py::arg("on"),
-             "Turns per-phase timing of train_epoch on (resetting it) or off.")
-        .def("profile", &Mlp::profile, "[(phase, seconds)] accumulated since profiling was turned on.")
+             "Turns per-phase, per-thread timing of train_epoch on (resetting it) or off.")
+        .def(
+            "profile",
+            [](const Mlp& m) {
+                py::list out;
+                for (const auto& thread : m.profile()) {
+                    py::dict phases;  // in the trainer's phase order
+                    for (const auto& [name, seconds] : thread) phases[py::str(name)] = seconds;
+                    out.append(phases);
+                }
+                return out;
+            },
+            "[{phase: seconds}], one dict per thread in team rank order, accumulated since profiling was "
+            "turned on (empty when off); see Mlp::set_profiling in cpp/mlp.h for the phases.")
         .def("penalty", &Mlp::penalty, "Regularisation penalty of the current weights (added to the loss).")
         .def("train_epoch", &bind_train_epoch, py::arg("x").noconvert(), py::arg("y").noconvert(),
              py::arg("batch_size"), py::arg("shuffle") = true, py::arg("epoch") = 0, py::arg("threads") = 0,

@@ -62,9 +62,10 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// profiling: the master thread adds the time since its previous mark to a phase slot.
+// profiling: every team thread adds the time since its own previous mark to a phase slot.
 
 void Mlp::set_profiling(bool on) {
+    PYREG_CHECK(!busy(), "cannot change profiling while the model is training");
     if (!on) {
         clock_.reset();
         return;
@@ -77,18 +78,24 @@ void Mlp::set_profiling(bool on) {
     for (size_t l = 0; l < L; ++l) clock_->names.push_back("backward_" + std::to_string(l));
     clock_->names.push_back("optimizer");
     clock_->names.push_back("report");
-    clock_->seconds.assign(clock_->names.size(), 0.0);
+    for (const char* name : {"column_bits", "row_scans", "prefetch", "wait"}) clock_->names.push_back(name);
 }
 
-std::vector<std::pair<std::string, double>> Mlp::profile() const {
-    std::vector<std::pair<std::string, double>> out;
-    if (clock_)
-        for (size_t i = 0; i < clock_->names.size(); ++i) out.emplace_back(clock_->names[i], clock_->seconds[i]);
+std::vector<std::vector<std::pair<std::string, double>>> Mlp::profile() const {
+    PYREG_CHECK(!busy(), "cannot read the profile while the model is training");
+    std::vector<std::vector<std::pair<std::string, double>>> out;
+    if (!clock_) return out;
+    for (const PhaseClock::Thread& t : clock_->threads) {
+        out.emplace_back();
+        for (size_t i = 0; i < clock_->names.size(); ++i) out.back().emplace_back(clock_->names[i], t.seconds[i]);
+    }
     return out;
 }
 
 void Mlp::mark(size_t slot) {
-    if (clock_ && team_rank() == 0) clock_->mark(slot);
+    if (!clock_) return;  // profiling off: one test per mark
+    const int rank = team_rank();
+    if ((size_t)rank < clock_->threads.size()) clock_->mark(rank, slot);
 }
 
 Mlp::~Mlp() = default;

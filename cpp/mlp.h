@@ -118,13 +118,20 @@ class Mlp {
     // regularisation penalty of the current weights.
     double penalty() const;
 
-    // per-phase wall time of train_epoch, accumulated while profiling is on (master thread, barrier to
-    // barrier): names "setup", "forward_<l>", "loss", "backward_<l>", "optimizer", "report". with the
-    // sweep (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output; in
-    // narrow-top steps (narrow_top_step) "forward_0" is empty, "loss" includes the wait at the barrier,
-    // "backward_1" the output layer's update, and "optimizer" is the wait at the step's end.
+    // per-phase wall time of train_epoch, per team thread, accumulated while profiling is on: each
+    // thread adds the time since its previous mark to the phase it just ended. names "setup",
+    // "forward_<l>", "loss", "backward_<l>", "optimizer", "report", "column_bits", "row_scans",
+    // "prefetch", "wait". "wait" is the time in the step's own barriers (one thread waiting for the
+    // others); the layer phases of the general step include their team barriers. with the sweep
+    // (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output. in
+    // narrow-top steps (narrow_top_step) thread 0 runs the output layer ("forward_<L-1>" its logits,
+    // "loss" the softmax and loss, "backward_<L-1>" its gradient, layer 0's dz and its update) while the
+    // others build this batch's "column_bits", scan the next batch ("row_scans") and "prefetch" the one
+    // after; "report" is thread 0's end of step (penalty, counters, progress, the next batch's rows).
+    // set_profiling(true) turns it on and resets it; not while the model trains (ValueError).
     void set_profiling(bool on);
-    std::vector<std::pair<std::string, double>> profile() const;
+    // one list per thread that has run since profiling was turned on, in team rank order; empty when off.
+    std::vector<std::vector<std::pair<std::string, double>>> profile() const;
 
     // guards against two threads driving one model at once (see docs/ARCHITECTURE.md).
     bool try_lock() { return !busy_.exchange(true); }
@@ -187,7 +194,10 @@ class Mlp {
     std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per thread: inference splits rows
     struct PhaseClock;
     std::unique_ptr<PhaseClock> clock_;
-    void mark(size_t slot);  // profiling: master thread, no-op unless profiling
+    void mark(size_t slot);  // profiling: this thread's phase `slot` ends (no-op unless profiling)
+    // the phases after the layers' (set_profiling's names, in order)
+    enum class Phase : size_t { column_bits, row_scans, prefetch, wait };
+    void mark(Phase p) { mark(2 * spec_.layers.size() + 4 + (size_t)p); }
     std::atomic<bool> busy_{false};
 };
 

@@ -47,17 +47,29 @@ struct Mlp::Workspace {
     SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
 };
 
-// profiling: the master thread adds the time since its previous mark to a phase slot.
-
+// profiling (Mlp::set_profiling): each team thread adds the time since its own previous mark to a
+// phase slot of its own. a thread's slots start on a cache line of their own and fill whole lines, so
+// the threads' marks never write a line another thread writes.
 struct Mlp::PhaseClock {
+    using Clock = std::chrono::steady_clock;
+    struct Thread {
+        Clock::time_point last{};
+        aligned_vector<double> seconds;  // (slots rounded up to a cache line)
+    };
     std::vector<std::string> names;
-    std::vector<double> seconds;
-    std::chrono::steady_clock::time_point last;
-    void start() { last = std::chrono::steady_clock::now(); }
-    void mark(size_t slot) {
-        const auto now = std::chrono::steady_clock::now();
-        seconds[slot] += std::chrono::duration<double>(now - last).count();
-        last = now;
+    std::vector<Thread> threads;
+    // before a team of `team` threads starts: a clock for each (kept, with its sums, when teams shrink)
+    void size_for(int team) {
+        constexpr size_t kLine = kCacheLine / sizeof(double);
+        const size_t padded = (names.size() + kLine - 1) / kLine * kLine;
+        while ((int)threads.size() < team) threads.push_back(Thread{{}, aligned_vector<double>(padded, 0.0)});
+    }
+    void start(int rank) { threads[(size_t)rank].last = Clock::now(); }
+    void mark(int rank, size_t slot) {
+        Thread& t = threads[(size_t)rank];
+        const auto now = Clock::now();
+        t.seconds[slot] += std::chrono::duration<double>(now - t.last).count();
+        t.last = now;
     }
 };
 

@@ -108,10 +108,10 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
         if (S0.dropout > 0.0)
             for (size_t i = 0; i < rows * S0.units; i += kCacheLine) __builtin_prefetch(ws.mask[0].data() + i, 0, 3);
         dense_forward(ws.act[1].data(), ws.act_rows[0].data(), kernel(1), bias(1), rows, Act::linear);  // logits
-        mark(2);
+        mark(2);  // forward_1
         softmax_xent_rows({0, rows}, ws.grad[1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act[1].data(),
                           ws.labels.data(), classes(), 1.0f / (float)rows);
-        mark(3);
+        mark(3);  // loss
         float* db = S1.use_bias ? grads_.data() + bias_off_[1] : nullptr;
         dense_backward_params(kernel_grad(1), db, ws.grad[1].data(), ws.act_rows[0].data(), rows, false);
         const bool drop = S0.dropout > 0.0;
@@ -127,17 +127,20 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
         if (!bad_loss && !ws.bad_input.load(std::memory_order_relaxed))
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
                            0);
-        mark(5);
+        mark(5);  // backward_1
     }
     if (master && threads > 1) return;
     const size_t IN = spec_.input_dim, words = bit_words(IN);
     const Range w = helper_units(words);
     kernels().column_bits(ws.row_bits.data(), rows, words, w.begin, w.end, IN, ws.col_bits.data());
+    mark(Phase::column_bits);
     for (int part = 0; part < kScanParts; ++part) scan_next_rows(ws, next_rows, part);
+    mark(Phase::row_scans);
     if (threads == 1) return;  // one thread: the sweep spreads the prefetch over its chunks
     const Range r = helper_units(ahead_rows);
     for (size_t b = r.begin; b < r.end; ++b)
         for (size_t f = 0; f < IN; f += kLineFloats) __builtin_prefetch(ws.x_rows_ahead[b] + f, 0, 2);
+    mark(Phase::prefetch);
 }
 
 bool Mlp::can_sweep(bool sparse) const {
@@ -179,7 +182,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     std::exception_ptr error;
 
     const size_t L = spec_.layers.size();
-    if (clock_) clock_->start();
+    if (clock_) clock_->size_for(T);
     // the master thread points the batch's rows into the data set (no copy) and gathers its labels.
     auto set_batch = [&](size_t s, std::vector<const float*>& rows_out, std::vector<int32_t>& labels_out) {
         const size_t b0 = s * B, rows = std::min(B, N - b0);
@@ -208,6 +211,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     run_team(T, [&] {
         const FlushDenormals ftz;  // as tensorflow's cpu kernels (fpenv.h)
         const bool master = team_rank() == 0;
+        if (clock_) clock_->start(team_rank());
         if (master) {
             set_batch(0, ws.x_rows, ws.labels);
             set_ahead(0);
@@ -225,6 +229,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             if (narrow_step) {
                 narrow_top_step(ws, rows, next_rows, ahead_rows, T, coef, pen, stop_on_nonfinite);
                 step_barrier.wait();
+                mark(Phase::wait);
                 if (!master) {  // this thread's columns of layer 0's dz, written by the master: fetched at once
                     const Range c = owned_cols(spec_.layers[0].units);
                     for (size_t r = 0; r < rows; ++r)
@@ -236,7 +241,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(),
                              ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
                 if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
+                mark(1 + L);
                 step_barrier.wait();
+                mark(Phase::wait);
             }
             // every thread sums the batch loss in the same order, so all agree on stopping without a barrier.
             const double loss = batch_loss(ws.loss_rows.data(), rows, pen);
@@ -282,8 +289,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             if (!narrow_step)  // narrow steps: layer 0 in the sweep, the output layer before the barrier
                 optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(),
                                penalty_segments_.data(), sweep ? 0 : -1);
-            step_barrier.wait();
             mark(2 + 2 * L);
+            step_barrier.wait();
+            mark(Phase::wait);
             if (master) {
                 pen = 0.0;
                 for (double p : penalty_segments_) pen += p;
@@ -314,8 +322,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 }
             }
             layer0_ready = next_rows > 0;
-            step_barrier.wait();
             mark(3 + 2 * L);
+            step_barrier.wait();
+            mark(Phase::wait);
             if (stop) break;
         }
     });
