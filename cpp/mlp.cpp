@@ -295,8 +295,11 @@ void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size
         const FlushDenormals ftz;
         const int t = team_rank();
         Workspace& ws = *eval_ws_[t];
+        // the team openmp gave, which may be smaller than asked for (OMP_THREAD_LIMIT, OMP_DYNAMIC, a
+        // nested region): striding by the requested size would leave chunks undone
+        const size_t stride = (size_t)team_size();
         run_alone([&] {
-            for (size_t c = (size_t)t; c < chunks; c += (size_t)team) {
+            for (size_t c = (size_t)t; c < chunks; c += stride) {
                 const size_t c0 = c * C, rows = std::min(C, N - c0);
                 for (size_t r = 0; r < rows; ++r) ws.x_rows[r] = x + (c0 + r) * IN;
                 forward(ws, rows, false, sparse, Fusion{});

@@ -159,8 +159,8 @@ class Mlp {
     bool narrow_top() const;
     // the narrow-top step's first phase (train_epoch), ended by the caller's barrier; the master also
     // updates the output layer there (coef: this step's; penalty and stop_on_nonfinite: to skip the
-    // update of a batch whose loss the caller will find non-finite).
-    void narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int threads,
+    // update of a batch whose loss the caller will find non-finite). team: the running team's size.
+    void narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int team,
                          const OptCoef& coef, double penalty, bool stop_on_nonfinite);
     // the trained state (weights, optimizer moments and counters), for train_epoch's check_input.
     struct State;

@@ -84,7 +84,7 @@ bool Mlp::narrow_top() const {
     return top.units <= kColBlock && top.dropout == 0.0 && (top.act == Act::softmax || top.act == Act::linear);
 }
 
-void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int threads,
+void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int team,
                           const OptCoef& coef, double penalty, bool stop_on_nonfinite) {
     // one barrier (the caller's) instead of four: the master runs the whole output layer (forward, loss
     // and gradient over every row, its weight gradient, and layer 0's dz over every column, relu and
@@ -129,14 +129,20 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
                            0);
         mark(5);  // backward_1
     }
-    if (master && threads > 1) return;
     const size_t IN = spec_.input_dim, words = bit_words(IN);
-    const Range w = helper_units(words);
-    kernels().column_bits(ws.row_bits.data(), rows, words, w.begin, w.end, IN, ws.col_bits.data());
-    mark(Phase::column_bits);
+    // this batch's column bitmaps: the master's when it has one helper (whose scans and prefetch then
+    // take as long as the master's output layer and the bitmaps, 10.0 and 10.2 us: the master's wait
+    // at the barrier 2.7-5.5 -> 0.5-1.6 us, a step ~50 -> ~49 us, profiled), else the helpers'.
+    const bool master_bits = team == 2;
+    if (master_bits ? master : !master || team == 1) {
+        const Range w = master_bits ? Range{0, words} : helper_units(words);
+        kernels().column_bits(ws.row_bits.data(), rows, words, w.begin, w.end, IN, ws.col_bits.data());
+        mark(Phase::column_bits);
+    }
+    if (master && team > 1) return;
     for (int part = 0; part < kScanParts; ++part) scan_next_rows(ws, next_rows, part);
     mark(Phase::row_scans);
-    if (threads == 1) return;  // one thread: the sweep spreads the prefetch over its chunks
+    if (team == 1) return;  // one thread: the sweep spreads the prefetch over its chunks
     const Range r = helper_units(ahead_rows);
     for (size_t b = r.begin; b < r.end; ++b)
         for (size_t f = 0; f < IN; f += kLineFloats) __builtin_prefetch(ws.x_rows_ahead[b] + f, 0, 2);
@@ -211,6 +217,9 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     run_team(T, [&] {
         const FlushDenormals ftz;  // as tensorflow's cpu kernels (fpenv.h)
         const bool master = team_rank() == 0;
+        // the team openmp gave, which may be smaller than T (OMP_THREAD_LIMIT, OMP_DYNAMIC, a nested
+        // region): the narrow steps share their side work by it, or some would be left undone
+        const int team = team_size();
         if (clock_) clock_->start(team_rank());
         if (master) {
             set_batch(0, ws.x_rows, ws.labels);
@@ -227,7 +236,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             mark(0);
             const OptCoef coef = step_coefficients(opt_, iterations_);
             if (narrow_step) {
-                narrow_top_step(ws, rows, next_rows, ahead_rows, T, coef, pen, stop_on_nonfinite);
+                narrow_top_step(ws, rows, next_rows, ahead_rows, team, coef, pen, stop_on_nonfinite);
                 step_barrier.wait();
                 mark(Phase::wait);
                 if (!master) {  // this thread's columns of layer 0's dz, written by the master: fetched at once
@@ -274,7 +283,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 const SweepBatch cur{rows, ws.x_rows.data(), ws.col_bits.data()};
                 const SweepBatch nxt{next_rows, ws.x_rows_next.data(), ws.row_bits_next.data()};
                 // narrow steps on several threads prefetch the batch after next beside the output layer
-                const bool prefetched = narrow_step && T > 1;
+                const bool prefetched = narrow_step && team > 1;
                 const SweepBatch ahead{prefetched ? 0 : ahead_rows, ws.x_rows_ahead.data(), nullptr};
                 float* sweep_buf = ws.gbuf.data() + (size_t)team_rank() * (kOptRows + 2 * B) * kColBlock;
                 first_layer_sweep(opt_, coef, segments_, params_.data(), opt_state(), penalty_segments_.data(), layer,

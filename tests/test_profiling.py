@@ -47,17 +47,17 @@ def test_two_threads_split_the_step_as_documented():
     for thread in prof:
         assert list(thread) == PHASES_2_LAYERS
         assert all(s >= 0.0 for s in thread.values())
-        assert (
-            0.0 < sum(thread.values()) <= wall
-        )  # each thread's own marks: never more than the fit
+        # each thread's own marks: never more than the fit
+        assert 0.0 < sum(thread.values()) <= wall
         assert thread["backward_0"] > 0.0  # both threads sweep their columns of the first layer
     master, helper = prof
-    # thread 0 runs the output layer; the other builds the bitmaps, scans and prefetches
-    assert master["forward_1"] > 0
-    assert master["backward_1"] > 0
-    for phase in ("column_bits", "row_scans", "prefetch"):
+    # thread 0 runs the output layer and (with one helper) builds the column bitmaps; the helper
+    # scans the next batch and prefetches the one after
+    for phase in ("forward_1", "backward_1", "column_bits"):
+        assert master[phase] > 0, phase
+    for phase in ("row_scans", "prefetch"):
         assert helper[phase] > 0, phase
-    assert master["column_bits"] == master["row_scans"] == master["prefetch"] == 0.0
+    assert master["row_scans"] == master["prefetch"] == helper["column_bits"] == 0.0
 
 
 def test_one_thread_does_both_parts_and_never_prefetches_apart():
@@ -134,3 +134,14 @@ def test_the_clock_is_off_again_when_fit_raises():
     with pytest.raises(ValueError, match="same number of samples"):
         profile_fit(m, x, y[:10])  # fit's own check: x and y differ in length
     assert m._mlp.profile() == []
+
+
+def test_more_helpers_share_the_bitmaps_and_scans():
+    x, y = sparse_data()
+    phases = profile_fit(study_like(), x, y, threads=3)
+    assert len(phases) == 3
+    master, *helpers = phases
+    assert master["column_bits"] == master["row_scans"] == 0.0
+    for rank, helper in enumerate(helpers, start=1):
+        for phase in ("column_bits", "row_scans", "prefetch"):
+            assert helper[phase] > 0, (rank, phase)
