@@ -125,9 +125,10 @@ class Mlp {
     // others); the layer phases of the general step include their team barriers. with the sweep
     // (sweep.h), "backward_0" is the sweep: layer 0's gradient, update and next-batch output. in
     // narrow-top steps (narrow_top_step) thread 0 runs the output layer ("forward_<L-1>" its logits,
-    // "loss" the softmax and loss, "backward_<L-1>" its gradient, layer 0's dz and its update) while the
-    // others build this batch's "column_bits", scan the next batch ("row_scans") and "prefetch" the one
-    // after; "report" is thread 0's end of step (penalty, counters, progress, the next batch's rows).
+    // "loss" the softmax and loss, "backward_<L-1>" its gradient, layer 0's dz and its update) and, with
+    // one helper, this batch's "column_bits", while the others (sharing the bitmaps when there are
+    // several) scan the next batch ("row_scans") and "prefetch" the one after; "report" is thread 0's
+    // end of step (penalty, counters, progress, the next batch's rows).
     // set_profiling(true) turns it on and resets it; not while the model trains (ValueError).
     void set_profiling(bool on);
     // one list per thread that has run since profiling was turned on, in team rank order; empty when off.
