@@ -49,6 +49,16 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e9:.3g} ns"
 
 
+def _phases(value) -> list[dict[str, float]] | None:
+    """extra_info["phases_us_per_step"] (pyreg.profiling: one {phase: µs} per thread) when well formed."""
+    if not isinstance(value, list) or not value:
+        return None
+    ok = all(
+        isinstance(t, dict) and all(isinstance(v, (int, float)) for v in t.values()) for t in value
+    )
+    return value if ok else None
+
+
 def summarise(benches: list[dict]) -> dict[str, list[dict]]:
     """Per group: rows with impl, median, iqr, rounds, speed-ups versus keras and numpy (same run)."""
     groups: dict[str, list[dict]] = {}
@@ -70,6 +80,7 @@ def summarise(benches: list[dict]) -> dict[str, list[dict]]:
                 "vs_numpy": medians["numpy"] / med if "numpy" in medians else extra.get("speedup_vs_numpy"),
                 "rate": (extra.get("gflops") and f"{extra['gflops']:.1f} GFLOP/s") or (extra.get("gbps") and f"{extra['gbps']:.1f} GB/s"),
                 "accuracy": extra.get("val_accuracy"),
+                "phases": _phases(extra.get("phases_us_per_step")),
             })  # fmt: skip
         out[group] = sorted(rows, key=lambda r: r["median"])
     return out
@@ -87,6 +98,15 @@ def _markdown(summary: dict[str, list[dict]], source: str) -> str:
                 f"{r['vs_numpy']:.1f}x" if r["vs_numpy"] else "—", r["rate"] or "—",
                 f"{r['accuracy']:.4f}" if r["accuracy"] is not None else "—"]) + " |")  # fmt: skip
     lines += ["", "![speed-up per group](speedup.png)", ""]
+    profiled = [(group, r) for group, rows in summary.items() for r in rows if r["phases"]]
+    if profiled:
+        from .profiling import format_profile
+
+        lines += ["## Where the time goes", "",
+                  "One more epoch of each pyreg benchmark with the trainer's phase clock on (`pyreg.profiling`):",
+                  "microseconds per training step, per thread and phase.", ""]  # fmt: skip
+        for group, r in profiled:
+            lines += [f"### {group}, {r['impl']}", "", format_profile(r["phases"]), ""]
     return "\n".join(lines)
 
 

@@ -155,7 +155,10 @@ def _fake_benchmark_json(path: Path, disabled=False):
 
     data = {"machine_info": {}, "commit_info": {}, "datetime": "2026-11-26", "version": "5.3.1", "benchmarks": [
         bench("epoch l2 model", "keras", 4.8), bench("epoch l2 model", "numpy", 0.9),
-        bench("epoch l2 model", "pyreg", 0.2, {"val_accuracy": 0.97}),
+        bench("epoch l2 model", "pyreg", 0.2, {"val_accuracy": 0.97, "phases_us_per_step": [
+            {"forward_1": 1.5, "backward_0": 36.0, "row_scans": 0.0, "wait": 1.0},
+            {"forward_1": 0.0, "backward_0": 35.0, "row_scans": 5.5, "wait": 2.5}]}),
+        bench("epoch l2 model", "pyreg-1thread", 0.3, {"phases_us_per_step": "not a profile"}),
         bench("dense_forward 32x784x128 (mnist)", "numpy", 50e-6),
         bench("dense_forward 32x784x128 (mnist)", "pyreg", 25e-6, {"gflops": 200.0}),
     ]}  # fmt: skip
@@ -179,6 +182,14 @@ def test_bench_report_charts_and_table(tmp_path):
     assert "| dense_forward 32x784x128 (mnist) | pyreg | 25 µs |" in md
     assert "200.0 GFLOP/s" in md
     assert "| epoch l2 model | pyreg | 200 ms | 24.0x | 4.5x |" in readme.read_text()
+    # the profiled epochs, per thread and phase; a malformed profile is left out, not rendered
+    profile = md[md.index("## Where the time goes") :]
+    assert "### epoch l2 model, pyreg\n" in profile
+    assert "| phase (µs per step) | thread 0 | thread 1 |" in profile
+    assert "| backward_0 | 36.0 | 35.0 |" in profile
+    assert "| row_scans | 0.0 | 5.5 |" in profile
+    assert "| total | 38.5 | 43.0 |" in profile
+    assert "pyreg-1thread" not in profile
 
 
 def test_bench_report_refuses_files_without_timings(tmp_path):
