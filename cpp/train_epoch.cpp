@@ -130,11 +130,11 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
         mark(5);  // backward_1
     }
     const size_t IN = spec_.input_dim, words = bit_words(IN);
-    // this batch's column bitmaps: the master's when it has one helper (whose scans and prefetch then
-    // take as long as the master's output layer and the bitmaps, 10.0 and 10.2 us: the master's wait
-    // at the barrier 2.7-5.5 -> 0.5-1.6 us, a step ~50 -> ~49 us, profiled), else the helpers'.
-    const bool master_bits = team == 2;
-    if (master_bits ? master : !master || team == 1) {
+    // this batch's column bitmaps: the master's when alone or with one helper (whose scans and prefetch
+    // then take as long as the master's output layer and the bitmaps, 10.0 and 10.2 us: the master's
+    // wait at the barrier 2.7-5.5 -> 0.5-1.6 us, a step ~50 -> ~49 us, profiled), else the helpers'.
+    const bool master_bits = team <= 2;
+    if (master_bits == master) {
         const Range w = master_bits ? Range{0, words} : helper_units(words);
         kernels().column_bits(ws.row_bits.data(), rows, words, w.begin, w.end, IN, ws.col_bits.data());
         mark(Phase::column_bits);
