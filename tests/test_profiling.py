@@ -8,29 +8,23 @@ import time
 
 import numpy as np
 import pytest
+from test_sweep import build
+from test_sweep import sparse_data as sweep_data
 
-from pyreg import layers, models, utils
 from pyreg.profiling import format_profile, profile_fit
 
 PHASES_2_LAYERS = ["setup", "forward_0", "forward_1", "loss", "backward_0", "backward_1", "optimizer",
                    "report", "column_bits", "row_scans", "prefetch", "wait"]  # fmt: skip
 
 
-def sparse_data(n=1024, features=96, classes=4, seed=0):
-    """80% exact zeros, so that fit takes the sparse path and its narrow-top steps."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, features)).astype(np.float32)
-    x[rng.random((n, features)) < 0.8] = 0.0
-    return x, (x @ rng.standard_normal((features, classes))).argmax(1)
+def sparse_data(n=1024):
+    """80% exact zeros (test_sweep's data), so that fit takes the sparse path and its narrow-top steps."""
+    return sweep_data(n, features=96, classes=4)
 
 
-def study_like(features=96, classes=4, dropout=True):
-    utils.set_random_seed(0)
-    stack = [layers.Input(shape=(features,)), layers.Dense(128, activation="relu")]
-    stack += [layers.Dropout(0.5)] if dropout else []
-    m = models.Sequential([*stack, layers.Dense(classes, activation="softmax")])
-    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return m
+def study_like(dropout=True):
+    """The study's shape on 96 features: Dense(128, relu) [-> Dropout(0.5)] -> Dense(4, softmax), Adam."""
+    return build(96, 128, dropout=0.5 if dropout else None, classes=4)
 
 
 def test_two_threads_split_the_step_as_documented():
