@@ -33,23 +33,12 @@ def quick(request) -> bool:
 @pytest.fixture(scope="session")
 def mnist(quick):
     """float32 (N, 784) in [0, 1] and uint8 labels, as the study feeds them."""
-    from pyreg.datasets import mnist as loader
+    from pyreg.study.definition import load_mnist
 
-    (x_train, y_train), (x_test, y_test) = loader.load_data()
-    if quick:
-        x_train, y_train, x_test, y_test = (
-            x_train[:3200],
-            y_train[:3200],
-            x_test[:1000],
-            y_test[:1000],
-        )
-    f = np.float32(255.0)
-    return (
-        (x_train.reshape(len(x_train), -1) / f).astype(np.float32),
-        y_train,
-        (x_test.reshape(len(x_test), -1) / f).astype(np.float32),
-        y_test,
+    (x_train, y_train), (x_test, y_test) = load_mnist(
+        *((3200, 1000) if quick else (None, None)), flat=True
     )
+    return x_train, y_train, x_test, y_test
 
 
 @pytest.fixture(scope="session")

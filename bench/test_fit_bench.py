@@ -26,6 +26,7 @@ import pytest
 
 import pyreg
 from pyreg import _core
+from pyreg.study.definition import build_keras, build_numpy, build_pyreg
 
 KINDS = ["l2", "dropout"]
 IMPLS = ["keras", "numpy", "pyreg", "pyreg-1thread", "pyreg-avx2"]
@@ -39,22 +40,14 @@ class EpochRunner:
         (self.x, self.y, self.xt, self.yt) = data
         self.impl, self.kind, self.val_accuracy = impl, kind, None
         if impl.startswith("pyreg"):
-            from pyreg.compare import build_pyreg_model
-
-            self.model = build_pyreg_model(kind, seed=0)
+            self.model = build_pyreg(kind, seed=0)
             self.threads = 1 if impl == "pyreg-1thread" else 0
             self.isa = "avx2" if impl == "pyreg-avx2" else None
         elif impl == "keras":
-            from pyreg import reference
-
             keras_mod.utils.set_random_seed(0)
-            self.model = reference.build_model(kind, input_shape=(784,))
+            self.model = build_keras(kind, input_shape=(784,))
         else:
-            from pyreg.numpy_trainer import NumpyMLP
-
-            self.model = NumpyMLP(
-                l2=0.001 if kind == "l2" else 0.0, dropout=0.5 if kind == "dropout" else 0.0
-            )
+            self.model = build_numpy(kind, seed=0)
 
     def epoch(self):
         if self.impl.startswith("pyreg"):
@@ -97,15 +90,12 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
-import keras, numpy as np
-from pyreg import reference
-from pyreg.datasets import mnist
+import keras
+from pyreg.study.definition import build_keras, load_mnist
 kind, n_train, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-(x, y), (xt, yt) = mnist.load_data()
-x, y = x[:n_train].reshape(-1, 784) / np.float32(255), y[:n_train]
-xt = xt.reshape(-1, 784) / np.float32(255)
+(x, y), (xt, yt) = load_mnist(n_train, flat=True)
 keras.utils.set_random_seed(0)
-m = reference.build_model(kind, input_shape=(784,))
+m = build_keras(kind, input_shape=(784,))
 m.fit(x, y, epochs=1, batch_size=32, validation_data=(xt, yt), verbose=0)
 times = []
 for _ in range(rounds):

@@ -21,9 +21,9 @@ import numpy as np
 
 import pyreg
 from pyreg import models
-from pyreg.compare import build_pyreg_model
 from pyreg.datasets import mnist
 from pyreg.profiling import format_profile, profile_fit
+from pyreg.study.definition import build_pyreg, scale_images
 
 
 def weights_digest(m: models.Sequential) -> str:
@@ -47,7 +47,7 @@ def main() -> int:
         ap.error("--threads and --repeats must be positive")
 
     (x, y), _ = mnist.load_data(args.npz)
-    x = x / np.float32(255)  # x (60000, 28, 28) float32 (uint8 / float32 stays float32)
+    x = scale_images(x)  # (60000, 28, 28) float32
     info = pyreg.build_info()
     print(
         f"{info['cpu']}, {os.cpu_count()} cores, kernels {info['isa_active']}, python {info['python']}\n"
@@ -61,7 +61,7 @@ def main() -> int:
     for kind in ("l2", "dropout"):
         first_digest, first_time = None, None
         for t in args.threads:
-            m = build_pyreg_model(kind, seed=0)
+            m = build_pyreg(kind, seed=0)
             m.fit(x, y, epochs=1, verbose=0, threads=t)
             digest = weights_digest(m)
             first_digest = first_digest or digest

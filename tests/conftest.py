@@ -44,13 +44,10 @@ def mnist_data():
 @pytest.fixture(scope="session")
 def mnist_flat(mnist_data):
     """MNIST as the study feeds it: float32 (N, 784) in [0, 1], labels uint8."""
+    from pyreg.study.definition import scale_images
+
     (x_train, y_train), (x_test, y_test) = mnist_data
-    return (
-        (x_train.reshape(-1, 784) / np.float32(255.0)).astype(np.float32),
-        y_train,
-        (x_test.reshape(-1, 784) / np.float32(255.0)).astype(np.float32),
-        y_test,
-    )
+    return scale_images(x_train, flat=True), y_train, scale_images(x_test, flat=True), y_test
 
 
 @pytest.fixture

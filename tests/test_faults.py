@@ -169,17 +169,17 @@ def test_no_rss_growth_over_1000_fits_and_100000_kernel_calls():
 PEAK = r"""
 import json, sys
 import numpy as np
-from pyreg.compare import build_pyreg_model
+from pyreg.study.definition import build_pyreg, scale_images
 from pyreg.datasets import mnist
 (x, y), (xt, yt) = mnist.load_data()
 if sys.argv[1] == "float32":
-    x, xt = (x / np.float32(255)).astype(np.float32), (xt / np.float32(255)).astype(np.float32)
+    x, xt = scale_images(x), scale_images(xt)
 else:
     x, xt = x / 255.0, xt / 255.0  # float64, as the study writes it
 def status(key):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
-m = build_pyreg_model("dropout", 0)
+m = build_pyreg("dropout", 0)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # resets the peak resident set (VmHWM) to the current one
 before = status("VmRSS:")

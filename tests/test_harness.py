@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import OUTSIDE
 
-from pyreg import plots
-from pyreg.compare import Run
+from pyreg.study import plots
+from pyreg.study.compare import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 

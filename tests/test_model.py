@@ -50,18 +50,9 @@ def mlp(
 
 
 def study_model(kind="l2", seed=0):
-    utils.set_random_seed(seed)
-    stack = [layers.Flatten(input_shape=(28, 28))]
-    if kind == "l2":
-        stack.append(
-            layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001))
-        )
-    else:
-        stack += [layers.Dense(128, activation="relu"), layers.Dropout(0.5)]
-    stack.append(layers.Dense(10, activation="softmax"))
-    model = models.Sequential(stack)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    from pyreg.study.definition import build_pyreg
+
+    return build_pyreg(kind, seed)
 
 
 def numpy_forward(model, x):

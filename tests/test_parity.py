@@ -22,15 +22,17 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.fixture(scope="module")
 def study(mnist_data):
     """MNIST as the study feeds it (float32 here: keras casts float64 input to float32 anyway)."""
+    from pyreg.study.definition import scale_images
+
     (x_train, y_train), (x_test, y_test) = mnist_data
-    return (x_train / np.float32(255.0), y_train), (x_test / np.float32(255.0), y_test)
+    return (scale_images(x_train), y_train), (scale_images(x_test), y_test)
 
 
 def keras_model(keras, kind, seed):
-    from pyreg import reference
+    from pyreg.study.definition import build_keras
 
     keras.utils.set_random_seed(seed)
-    return reference.build_model(kind)
+    return build_keras(kind)
 
 
 def test_forward_of_a_converted_keras_model(keras_mod, study):
@@ -84,13 +86,13 @@ def test_trajectory_of_the_l2_model(keras_mod, study):
 def test_final_accuracy_statistics_match_keras(keras_mod, study, kind):
     """(c) full MNIST, the study's settings, 5 seeds a side: mean final val_accuracy agrees within
     3 standard errors (from both samples) and within 0.5 pp."""
-    from pyreg import reference
+    from pyreg.study.keras_baseline import train_reference
 
     (x_train, y_train), (x_test, y_test) = study
     seeds = range(5)
     keras_acc, pyreg_acc = [], []
     for seed in seeds:
-        run = reference.train_reference(keras_model(keras_mod, kind, seed), ((x_train, y_train), (x_test, y_test)),
+        run = train_reference(keras_model(keras_mod, kind, seed), ((x_train, y_train), (x_test, y_test)),
                                         epochs=5, batch_size=32, seed=seed)  # fmt: skip
         keras_acc.append(run.history["val_accuracy"][-1])
         pm = pyreg_study_model(kind, seed)  # pyreg's own seeded initialisation, shuffling and masks
@@ -109,16 +111,9 @@ def test_final_accuracy_statistics_match_keras(keras_mod, study, kind):
 
 
 def pyreg_study_model(kind, seed):
-    from pyreg import layers, models, regularizers
+    from pyreg.study.definition import build_pyreg
 
-    utils.set_random_seed(seed)
-    hidden = [layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(0.001))] if kind == "l2" else [
-        layers.Dense(128, activation="relu"), layers.Dropout(0.5)]  # fmt: skip
-    model = models.Sequential(
-        [layers.Flatten(input_shape=(28, 28)), *hidden, layers.Dense(10, activation="softmax")]
-    )
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return build_pyreg(kind, seed)
 
 
 @pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._io import write_atomic
+from .._io import write_atomic
 
 __all__ = ["replace_block"]
 

@@ -1,4 +1,4 @@
-"""The Keras reference models and runner (TensorFlow-marked), and the error without TensorFlow."""
+"""The Keras baseline: the study's models built in Keras and the timed runner (TensorFlow-marked), and the error without TensorFlow."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_importing_without_tensorflow_says_how_to_install_the_extra():
         "sys.modules['tensorflow'] = None\n"
         "sys.modules['keras'] = None\n"
         "try:\n"
-        "    import pyreg.reference\n"
+        "    import pyreg.study.keras_baseline\n"
         "except ImportError as e:\n"
         "    print(e)\n"
         "else:\n"
@@ -37,10 +37,10 @@ def test_importing_without_tensorflow_says_how_to_install_the_extra():
 @pytest.mark.keras
 @pytest.mark.parametrize("kind", ["l2", "dropout"])
 def test_reference_models_have_the_study_architecture(keras_mod, kind):
-    from pyreg import reference
+    from pyreg.study.definition import build_keras
 
     keras = keras_mod
-    model = reference.build_l2_model() if kind == "l2" else reference.build_dropout_model()
+    model = build_keras(kind)
     assert model.count_params() == 101_770
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == (
@@ -66,12 +66,12 @@ def test_reference_models_have_the_study_architecture(keras_mod, kind):
 
 @pytest.mark.keras
 def test_runner_returns_history_and_epoch_times(keras_mod, mnist_data):
-    from pyreg import reference
+    from pyreg.study.definition import build_keras, load_mnist
+    from pyreg.study.keras_baseline import train_reference
 
-    (x_train, y_train), (x_test, y_test) = mnist_data
-    data = ((x_train[:2048] / 255.0, y_train[:2048]), (x_test[:512] / 255.0, y_test[:512]))
+    data = load_mnist(2048, 512)
     keras_mod.utils.set_random_seed(0)
-    run = reference.train_reference(reference.build_dropout_model(), data, epochs=2, batch_size=32)
+    run = train_reference(build_keras("dropout"), data, epochs=2, batch_size=32)
     assert set(run.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert all(len(v) == 2 for v in run.history.values())
     assert len(run.epoch_times) == 2
@@ -83,11 +83,10 @@ def test_runner_returns_history_and_epoch_times(keras_mod, mnist_data):
 
 @pytest.mark.keras
 def test_runner_rejects_bad_arguments(keras_mod):
-    from pyreg import reference
+    from pyreg.study.definition import build_keras
+    from pyreg.study.keras_baseline import train_reference
 
     with pytest.raises(ValueError, match="batch_size must be positive; got 0"):
-        reference.train_reference(
-            reference.build_l2_model(), ((None, None), (None, None)), batch_size=0
-        )
+        train_reference(build_keras("l2"), ((None, None), (None, None)), batch_size=0)
     with pytest.raises(ValueError, match="kind must be one of"):
-        reference.build_model("l3")
+        build_keras("l3")

@@ -13,15 +13,15 @@ __all__ = ["main"]
 
 
 def _models(text: str) -> tuple[str, ...]:
-    from .compare import MODEL_KINDS
+    from .definition import KINDS
 
     if text == "all":
-        return MODEL_KINDS
+        return KINDS
     models = tuple(m.strip() for m in text.split(",") if m.strip())
-    bad = [m for m in models if m not in MODEL_KINDS]
+    bad = [m for m in models if m not in KINDS]
     if bad or not models:
         raise argparse.ArgumentTypeError(
-            f"choose from {', '.join(MODEL_KINDS)} or 'all' (comma-separated); got {text!r}"
+            f"choose from {', '.join(KINDS)} or 'all' (comma-separated); got {text!r}"
         )
     return models
 

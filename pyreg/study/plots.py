@@ -10,21 +10,32 @@ from pathlib import Path
 
 import numpy as np
 
+from .definition import COLORS, SHORT_NAMES
+
 __all__ = ["plot_gap_and_norm", "plot_val_accuracy"]
 
-COLORS = {"l2": "tab:blue", "dropout": "tab:orange", "none": "tab:gray", "both": "tab:green"}
 STYLES = {"pyreg": "-", "keras": "--"}
-NAMES = {"l2": "L2", "dropout": "Dropout", "none": "None", "both": "L2+Dropout"}
 
 
 def _figure(ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    FigureCanvasAgg, Figure = matplotlib_figure()
 
     fig = Figure(figsize=(6.4 * ncols, 4.4), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
     return fig, axes
+
+
+def matplotlib_figure():
+    """(FigureCanvasAgg, Figure), or an ImportError that says which extra brings matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise ImportError(
+            f"pyreg's figures need matplotlib ({e}); install it with: pip install 'pyreg[study]'"
+        ) from e
+    return FigureCanvasAgg, Figure
 
 
 def _curves(ax, runs, values) -> int:
@@ -36,7 +47,7 @@ def _curves(ax, runs, values) -> int:
     for (model, framework), series in groups.items():
         arr = np.array(series, dtype=float)
         epochs = np.arange(1, arr.shape[1] + 1)
-        label = f"{NAMES[model]} ({framework})"
+        label = f"{SHORT_NAMES[model]} ({framework})"
         ax.plot(
             epochs,
             arr.mean(0),

@@ -100,7 +100,7 @@ def _markdown(summary: dict[str, list[dict]], source: str) -> str:
     lines += ["", "![speed-up per group](speedup.png)", ""]
     profiled = [(group, r) for group, rows in summary.items() for r in rows if r["phases"]]
     if profiled:
-        from .profiling import format_profile
+        from ..profiling import format_profile
 
         lines += ["## Where the time goes", "",
                   "One more epoch of each pyreg benchmark with the trainer's phase clock on (`pyreg.profiling`):",
@@ -112,9 +112,9 @@ def _markdown(summary: dict[str, list[dict]], source: str) -> str:
 
 def _chart(summary: dict[str, list[dict]], path: Path) -> int:
     """Horizontal bars: per group, each implementation's speed-up over the slowest baseline present."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from .plots import matplotlib_figure
 
+    FigureCanvasAgg, Figure = matplotlib_figure()
     labels, values, colors = [], [], []
     palette = {"pyreg": "tab:blue", "keras": "tab:orange", "numpy": "tab:green"}
     for group, rows in summary.items():
