@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path as _Path
 
 try:
-    from . import _core
+    from . import _core  # noqa: F401 - first, so that a missing extension is explained here
 except ImportError as _e:  # no compiled extension beside this file
     _here = _Path(__file__).resolve().parent
     if (_here.parent / "pyproject.toml").is_file() and (_here.parent / "cpp").is_dir():

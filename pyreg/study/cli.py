@@ -1,4 +1,4 @@
-"""The ``pyreg`` command: ``pyreg compare`` and ``pyreg bench-report``.
+"""The ``pyreg`` command: ``pyreg compare``, ``pyreg sweep`` and ``pyreg bench-report``.
 
 Errors in what the user asked for print one line (``pyreg: error: ...``) and exit with status 2;
 an interrupted run exits with 130.
@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="README.md",
         help="also rewrite the benchmark block of this README (between its bench markers)",
     )
+    from .sweep.cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     return p
 
 
@@ -119,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 replace_block(args.readme, "results", readme_block(result, args.out))
                 print(f"results block of {args.readme} updated")
+        elif args.command == "sweep":
+            from .sweep.cli import run as run_sweep_command
+
+            return run_sweep_command(
+                args, " ".join(["pyreg", *(argv if argv is not None else sys.argv[1:])])
+            )
         else:
             from .bench_report import make_report, readme_table
             from .readme import replace_block
@@ -129,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                 replace_block(args.readme, "bench", readme_table(done, args.results))
                 print(f"bench block of {args.readme} updated")
     except KeyboardInterrupt:
-        print("pyreg: interrupted", file=sys.stderr)
+        kept = (f"; finished trials are kept in {args.out}/ (run the same command to resume)"
+                if args.command == "sweep" else "")  # fmt: skip
+        print(f"pyreg: interrupted{kept}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, RuntimeError, ImportError) as e:
         print(f"pyreg: error: {e}", file=sys.stderr)
