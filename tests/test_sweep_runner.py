@@ -62,7 +62,11 @@ def test_a_trial_is_the_fit_it_describes(inline_run):
     definition, the metrics from evaluate."""
     from pyreg.datasets import mnist
 
-    rec = next(r for r in inline_run.records if r["config"]["l2"] == 0.001 and r["config"]["dropout"] == 0.5)
+    rec = next(
+        r
+        for r in inline_run.records
+        if r["config"]["l2"] == 0.001 and r["config"]["dropout"] == 0.5
+    )
     c = rec["config"]
     (x, y), (xt, yt) = mnist.load_data()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
@@ -77,7 +81,9 @@ def test_a_trial_is_the_fit_it_describes(inline_run):
     test_loss, test_acc = model.evaluate(scale_images(xt, flat=True), yt, verbose=0)
     assert rec["metrics"]["test_accuracy"] == test_acc
     assert rec["metrics"]["test_loss"] == test_loss
-    assert rec["metrics"]["kernel_norms"][0] == pytest.approx(float(np.linalg.norm(model.get_weights()[0])))
+    assert rec["metrics"]["kernel_norms"][0] == pytest.approx(
+        float(np.linalg.norm(model.get_weights()[0]))
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -105,7 +111,9 @@ def test_rerun_runs_only_missing_trials_and_an_extended_grid_only_new_cells(inli
     assert again.ran == 3
     assert results(again.records) == results(inline_run.records)
     assert run_sweep(SMALL, tmp_path, engine="inline", report=False, **QUIET).ran == 0
-    wider = run_sweep(dict(SMALL, dropout=[0.0, 0.5, 0.25]), tmp_path, engine="inline", report=False, **QUIET)
+    wider = run_sweep(
+        dict(SMALL, dropout=[0.0, 0.5, 0.25]), tmp_path, engine="inline", report=False, **QUIET
+    )
     assert wider.ran == 2 * 1 * 2  # the new rate for each λ and seed
     ids = [r["id"] for r in read_lines(tmp_path)]
     assert len(ids) == len(set(ids)) == 12
@@ -133,7 +141,9 @@ def test_failed_and_diverged_trials_are_recorded_and_the_sweep_goes_on(tmp_path,
     monkeypatch.setattr(trial_mod, "_train_pyreg", flaky)
     spec = dict(SMALL, l2=[0.0, 1e38])  # λ = 1e38: the penalty overflows, the loss is Inf
     run = run_sweep(spec, tmp_path, engine="inline", **QUIET)
-    by_status = {s: [r for r in run.records if r["status"] == s] for s in ("ok", "diverged", "failed")}
+    by_status = {
+        s: [r for r in run.records if r["status"] == s] for s in ("ok", "diverged", "failed")
+    }
     assert len(run.records) == 8
     assert len(by_status["failed"]) == 1  # l2 = 0, dropout 0.5, seed 1
     assert by_status["failed"][0]["reason"] == "ValueError: simulated failure"
@@ -157,8 +167,12 @@ def test_python_api_rows_and_dataframe(inline_run):
     frame = inline_run.to_pandas()
     assert isinstance(frame, pd.DataFrame)
     assert len(frame) == 8
-    assert {"l2", "dropout", "seed", "val_accuracy", "test_accuracy", "gap", "status"} <= set(frame.columns)
-    assert frame["val_accuracy"].tolist() == [r["metrics"]["val_accuracy"] for r in inline_run.records]
+    assert {"l2", "dropout", "seed", "val_accuracy", "test_accuracy", "gap", "status"} <= set(
+        frame.columns
+    )
+    assert frame["val_accuracy"].tolist() == [
+        r["metrics"]["val_accuracy"] for r in inline_run.records
+    ]
 
 
 def test_bad_api_arguments(tmp_path):

@@ -38,9 +38,15 @@ def run_main(capsys, *args):
         (["--batch-size", "-32"], "--batch-size: expected positive integers; got -32"),
         (["--units", "1.5"], "--units: expected positive integers; got '1.5'"),
         (["--train-size", "0"], "--train-size: expected positive integers; got 0"),
-        (["--train-size", "55000"], "--train-size: mnist has 60000 training images, 10000 held out "
-                                    "for validation, so at most 50000; got 55000"),  # fmt: skip
-        (["--validation-size", "60000"], "--validation-size: mnist has 60000 training images; got 60000"),
+        (
+            ["--train-size", "55000"],
+            "--train-size: mnist has 60000 training images, 10000 held out for validation, so at "
+            "most 50000; got 55000",
+        ),
+        (
+            ["--validation-size", "60000"],
+            "--validation-size: mnist has 60000 training images; got 60000",
+        ),
         (["--dataset", "cifar"], "--dataset: unknown data set 'cifar'; available: mnist"),
         (["--l2", ","], "--l2: no values given (the grid would be empty)"),
         (["--seeds", "0"], "argument --seeds: expected a positive integer; got 0"),
@@ -113,7 +119,8 @@ def test_spec_file_and_flags_give_one_grid(tmp_path):
 def test_default_grid_has_the_unregularised_net_and_both_remedies():
     s = SweepSpec()
     cells = s.cells()
-    assert 0.0 in s.axes["l2"] and 0.0 in s.axes["dropout"]
+    assert 0.0 in s.axes["l2"]
+    assert 0.0 in s.axes["dropout"]
     assert any(c["l2"] > 0 and c["dropout"] > 0 for c in cells)
     assert s.seeds >= 3
 
