@@ -2,7 +2,7 @@
 
 ``glorot_uniform`` (keras' Dense default): U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)).
 Values follow keras' distributions, not its random streams: the same seed gives different numbers
-than keras (see ../shared/KERAS_SEMANTICS.md: parity is statistical there).
+than keras (see docs/KERAS_SEMANTICS.md: parity is statistical there).
 """
 
 from __future__ import annotations

@@ -3,44 +3,30 @@
 A stack of Flatten / Dense / Dropout (/ Activation) layers becomes one native ``_core.Mlp``: its
 parameter arena holds every weight (in keras' ``get_weights`` order) and a whole epoch runs in C++
 without Python or allocation per batch. What keras does and pyreg mirrors is listed in
-../shared/KERAS_SEMANTICS.md; deliberate differences are noted where they occur.
+docs/KERAS_SEMANTICS.md; deliberate differences are noted where they occur.
+
+This module is the Keras-facing class, as keras' ``models/sequential.py`` is: the layer structure,
+compile, fit / evaluate / predict (which check their arguments and delegate), the weights, summary.
+Elsewhere: the layer stack as the native spec (``_planning``), the fit loop and the calls into the
+native trainer (``_trainer``), weight files (``saving``).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import time
-import warnings
-import zipfile
-from pathlib import Path
-
 import numpy as np
 
-from . import _core
+from . import _core, _planning, _trainer, saving
 from . import layers as layers_mod
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from ._arena import ArenaWeight, arena_weights
-from ._checks import (
-    as_labels,
-    check_bool,
-    check_choice,
-    check_fraction,
-    check_int,
-    describe,
-    features_maybe_unchecked,
-)
-from ._io import write_atomic
-from .callbacks import Callback, CallbackList, History, TerminateOnNaN
-from .progbar import Progbar, format_logs
+from ._checks import check_bool, check_choice, check_int, describe
+from .callbacks import Callback, History
 from .utils import draw_seed, resolve_threads
 
 __all__ = ["Sequential"]
 
 _METRICS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
-_WEIGHTS_FORMAT = "pyreg-weights-v1"
 
 
 def _verbosity(verbose) -> int:
@@ -52,9 +38,33 @@ def _verbosity(verbose) -> int:
     return v
 
 
-def _combine_rates(r1: float, r2: float) -> float:
-    """Two dropouts in a row keep a unit with probability (1-r1)(1-r2): one dropout of this rate."""
-    return 1.0 - (1.0 - r1) * (1.0 - r2)
+def _validation_schedule(validation_freq):
+    """validation_freq (every n epochs, or a list of epochs) as a test of a 0-based epoch."""
+    if isinstance(validation_freq, int) and not isinstance(validation_freq, bool):
+        freq = check_int(validation_freq, "validation_freq", minimum=1)
+
+        def should_validate(e):
+            return (e + 1) % freq == 0
+    elif isinstance(validation_freq, (list, tuple, set)):
+        wanted = {check_int(v, "validation_freq entry", minimum=1) for v in validation_freq}
+
+        def should_validate(e):
+            return e + 1 in wanted
+    else:
+        raise TypeError(
+            f"validation_freq must be an int or a list of epochs; got {describe(validation_freq)}"
+        )
+    return should_validate
+
+
+def _callback_list(callbacks) -> list[Callback]:
+    user_callbacks = list(callbacks or [])
+    for cb in user_callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(
+                f"callbacks must be pyreg.callbacks.Callback instances; got {describe(cb)}"
+            )
+    return user_callbacks
 
 
 class Sequential:
@@ -136,7 +146,7 @@ class Sequential:
             self._sample_shape = layer._input_shape
         kept = self._snapshot()
         self._layers.append(layer)
-        self._plan(self._sample_shape)  # refuse an unsupported stack at once
+        _planning.plan(self._layers, self._sample_shape)  # refuse an unsupported stack at once
         if self._sample_shape is not None:
             self._build(self._sample_shape, kept)
 
@@ -156,77 +166,6 @@ class Sequential:
         ):
             self._build(self._sample_shape, kept)
         return layer
-
-    def _plan(self, sample_shape):
-        """The native spec of the layer stack: (input_dropout, [dense spec dicts], [Dense layers]).
-
-        Raises ValueError/NotImplementedError for stacks the trainer cannot represent.
-        """
-        input_dropout = 0.0
-        specs: list[dict] = []
-        denses: list[layers_mod.Dense] = []
-        flattened = sample_shape is None or len(sample_shape) == 1
-        last_was_dense = False
-        for layer in self._layers:
-            if isinstance(layer, layers_mod.Flatten):
-                flattened = True
-                last_was_dense = False
-            elif isinstance(layer, layers_mod.Dropout):
-                if not specs:
-                    input_dropout = _combine_rates(input_dropout, layer.rate)
-                else:
-                    specs[-1]["dropout"] = _combine_rates(specs[-1]["dropout"], layer.rate)
-                last_was_dense = False
-            elif isinstance(layer, layers_mod.Activation):
-                if not (last_was_dense and specs[-1]["activation"] == "linear"):
-                    raise NotImplementedError(
-                        f"Activation layer {layer.name!r} must directly follow a Dense layer with a linear "
-                        "activation (pyreg folds it into that layer)"
-                    )
-                specs[-1]["activation"] = layer.activation
-                last_was_dense = False
-            elif isinstance(layer, layers_mod.Dense):
-                if not flattened:
-                    raise ValueError(
-                        f"Dense layer {layer.name!r} receives samples of shape {tuple(sample_shape)}; add a "
-                        "Flatten() layer before it (pyreg's Dense works on flat samples)"
-                    )
-                if specs and specs[-1]["activation"] == "softmax":
-                    raise NotImplementedError(
-                        "softmax is supported only as the last Dense layer's activation"
-                    )
-                specs.append(self._dense_spec(layer))
-                denses.append(layer)
-                last_was_dense = True
-            else:
-                raise TypeError(
-                    f"pyreg's Sequential cannot run layer {layer.name!r} of type {type(layer).__name__}"
-                )
-        return input_dropout, specs, denses
-
-    def _check_complete(self) -> None:
-        """Checks that apply to a finished stack (not while layers are still being added)."""
-        specs = self._plan(self._sample_shape)[1]
-        if not specs:
-            raise ValueError("the model needs at least one Dense layer")
-        if specs[-1]["dropout"] > 0:
-            raise NotImplementedError(
-                "Dropout after the output layer is not supported (it would drop output probabilities)"
-            )
-
-    @staticmethod
-    def _dense_spec(layer: layers_mod.Dense) -> dict:
-        kr, br = layer.kernel_regularizer, layer.bias_regularizer
-        return {
-            "units": layer.units,
-            "activation": layer.activation,
-            "use_bias": layer.use_bias,
-            "kernel_l1": kr.l1 if kr else 0.0,
-            "kernel_l2": kr.l2 if kr else 0.0,
-            "bias_l1": br.l1 if br else 0.0,
-            "bias_l2": br.l2 if br else 0.0,
-            "dropout": 0.0,
-        }
 
     def build(self, input_shape=None) -> None:
         """Creates the weights for samples of ``input_shape`` (with or without the batch axis)."""
@@ -250,7 +189,7 @@ class Sequential:
         return {lay: lay.get_weights() for lay in self._layers if lay.weights}
 
     def _build(self, sample_shape, kept: dict) -> None:
-        input_dropout, specs, denses = self._plan(sample_shape)
+        input_dropout, specs, denses = _planning.plan(self._layers, sample_shape)
         if not specs:
             return  # nothing to build until a Dense layer arrives
         if self._seed is None:
@@ -271,7 +210,7 @@ class Sequential:
             if layer.use_bias:
                 layer.bias.assign(layer.bias_initializer((layer.units,), rng))
         if self.optimizer is not None:
-            self._check_output_for_loss()
+            _planning.check_output_for_loss(self._layers, self._sample_shape, self.loss)
             mlp.set_optimizer(**self.optimizer._native_args())
 
     def _weight_views(self) -> list[ArenaWeight]:
@@ -334,54 +273,14 @@ class Sequential:
         self.optimizer, self.loss, self._metric_names = opt, loss_obj, names
         opt._model = self
         if self._mlp is not None:
-            self._check_output_for_loss()
+            _planning.check_output_for_loss(self._layers, self._sample_shape, self.loss)
             self._mlp.set_optimizer(**opt._native_args())
-
-    def _check_output_for_loss(self) -> None:
-        self._check_complete()
-        out = self._plan(self._sample_shape)[1][-1]["activation"]
-        want = "linear" if self.loss.from_logits else "softmax"
-        if out != want:
-            hint = (
-                "use a linear last layer with from_logits=True"
-                if self.loss.from_logits
-                else "use activation='softmax' on the last Dense layer, or from_logits=True with a linear one"
-            )
-            raise ValueError(
-                f"{self.loss.name}(from_logits={self.loss.from_logits}) needs a {want} output layer; the last "
-                f"Dense layer has activation {out!r} ({hint})"
-            )
 
     def _require_compiled(self, what: str) -> None:
         if self.optimizer is None:
             raise RuntimeError(
                 f"you must compile the model before calling {what}(): call model.compile(...) first"
             )
-
-    # ------------------------------------------------------------------------------------------
-    # data
-
-    def _features(
-        self, x, name: str = "x", *, check_finite: bool = True
-    ) -> tuple[np.ndarray, bool]:
-        """(features, checked): see features_maybe_unchecked; always checked unless check_finite=False."""
-        if self._sample_shape is None:
-            arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
-            if getattr(arr, "ndim", 0) < 2:
-                raise ValueError(
-                    f"{name} must have a batch axis and at least one feature axis; got {describe(x)}"
-                )
-            self.build((None, *arr.shape[1:]))
-        return features_maybe_unchecked(x, name, self._sample_shape, check_finite=check_finite)
-
-    def _labels(self, y, n: int, name: str = "y") -> np.ndarray:
-        return as_labels(y, name, n, self.output_shape[1], one_hot=self.loss.one_hot)
-
-    def _logs(self, loss: float, accuracy: float, prefix: str = "") -> dict:
-        logs = {f"{prefix}loss": float(loss)}
-        for m in self._metric_names:
-            logs[f"{prefix}{m}"] = float(accuracy)
-        return logs
 
     # ------------------------------------------------------------------------------------------
     # training
@@ -420,112 +319,13 @@ class Sequential:
         terminate_on_nan = check_bool(terminate_on_nan, "terminate_on_nan")
         sparse = check_choice(sparse, "sparse", ("auto", "dense", "sparse"))
         threads = resolve_threads(threads)
-        if isinstance(validation_freq, int) and not isinstance(validation_freq, bool):
-            freq = check_int(validation_freq, "validation_freq", minimum=1)
-
-            def should_validate(e):
-                return (e + 1) % freq == 0
-        elif isinstance(validation_freq, (list, tuple, set)):
-            wanted = {check_int(v, "validation_freq entry", minimum=1) for v in validation_freq}
-
-            def should_validate(e):
-                return e + 1 in wanted
-        else:
-            raise TypeError(
-                f"validation_freq must be an int or a list of epochs; got {describe(validation_freq)}"
-            )
-        user_callbacks = list(callbacks or [])
-        for cb in user_callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(
-                    f"callbacks must be pyreg.callbacks.Callback instances; got {describe(cb)}"
-                )
-        if any(isinstance(cb, TerminateOnNaN) for cb in user_callbacks):
-            terminate_on_nan = True
-
-        # the NaN/Inf check of x: in the first epoch's row scans (free; a pass of its own costs ~5% of an
-        # MNIST epoch) when nothing can see that epoch before it ends (no callbacks, no output), as a
-        # failed check puts the model back; else now. the labels and the validation data, including
-        # the rows validation_split takes from x (the scans never read them): now.
-        defer_check = (
-            not user_callbacks and verbose == 0 and epochs > initial_epoch and not validation_split
-        )
-        xf, x_checked = self._features(x, "x", check_finite=not defer_check)
-        yl = self._labels(y, xf.shape[0], "y")
-        xv = yv = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(
-                    f"validation_data must be a tuple (x_val, y_val); got {describe(validation_data)}"
-                )
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                raise NotImplementedError("validation sample weights are not supported by pyreg")
-            xv = self._features(validation_data[0], "validation_data[0]")[0]
-            yv = self._labels(validation_data[1], xv.shape[0], "validation_data[1]")
-        elif validation_split:
-            split = check_fraction(validation_split, "validation_split")
-            n = xf.shape[0]
-            split_at = math.floor(n * (1.0 - split))  # keras: the last rows, before shuffling
-            if split_at in (0, n):
-                raise ValueError(
-                    f"Training data contains {n} samples, which is not sufficient to split it into a "
-                    f"validation and training set as specified by validation_split={split}"
-                )
-            xf, xv, yl, yv = xf[:split_at], xf[split_at:], yl[:split_at], yl[split_at:]
-        val_batch = batch_size if validation_batch_size is None else check_int(
-            validation_batch_size, "validation_batch_size", minimum=1)  # fmt: skip
-
-        steps = -(-xf.shape[0] // batch_size)
-        history_before, stop_before = self.history, self.stop_training
-        self.history = history = History()
-        cbs = CallbackList(
-            [*user_callbacks, history], self, {"verbose": verbose, "epochs": epochs, "steps": steps}
-        )
-        wants_batches = cbs.wants_batches
-        self.stop_training = False
-        cbs.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            bar = Progbar(steps, verbose)
-
-            def progress(step, steps_, seen, loss, acc, bar=bar):
-                logs = self._logs(loss, acc)
-                bar.update(step, seen, logs)
-                if wants_batches:
-                    cbs.on_train_batch_end(step - 1, logs)
-                return not self.stop_training
-
-            interval = 0.0 if wants_batches else (0.05 if bar.live else 0.5)
-            # batch hooks may change the weights: no first-layer lookahead past them (sweep.h)
-            check_input = not x_checked and epoch == initial_epoch
-            res = self._mlp.train_epoch(xf, yl, batch_size, shuffle, self._epochs_seen, threads, sparse, progress,
-                                        interval, terminate_on_nan, lookahead=not wants_batches,
-                                        check_input=check_input)  # fmt: skip
-            if res["bad_input"]:  # nothing was trained: raise as the up-front check does
-                self.history, self.stop_training = history_before, stop_before
-                self._features(x, "x")
-                raise ValueError("x must be finite")  # not reached: the check above raises
-            self._epochs_seen += 1
-            logs = self._logs(res["loss"], res["accuracy"])
-            if res["nonfinite"]:
-                warnings.warn(
-                    f"Batch {res['nonfinite_step']}: invalid loss (NaN or Inf), terminating training; that "
-                    "batch's update was not applied",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self.stop_training = True
-            if xv is not None and should_validate(epoch):
-                vloss, vacc = self._mlp.evaluate(xv, yv, val_batch, threads, sparse)
-                logs.update(self._logs(vloss, vacc, "val_"))
-            bar.finish(res["steps"], res["seen"], logs)
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end()
-        return history
+        should_validate = _validation_schedule(validation_freq)
+        user_callbacks = _callback_list(callbacks)
+        return _trainer.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                            callbacks=user_callbacks, validation_split=validation_split,
+                            validation_data=validation_data, validation_batch_size=validation_batch_size,
+                            should_validate=should_validate, shuffle=shuffle, initial_epoch=initial_epoch,
+                            threads=threads, sparse=sparse, terminate_on_nan=terminate_on_nan)  # fmt: skip
 
     # ------------------------------------------------------------------------------------------
     # inference
@@ -550,17 +350,9 @@ class Sequential:
         return_dict = check_bool(return_dict, "return_dict")
         sparse = check_choice(sparse, "sparse", ("auto", "dense", "sparse"))
         threads = resolve_threads(threads)
-        xf = self._features(x, "x")[0]
-        yl = self._labels(y, xf.shape[0], "y")
-        t0 = time.perf_counter()
-        loss, acc = self._mlp.evaluate(xf, yl, batch_size, threads, sparse)
-        logs = self._logs(loss, acc)
-        if verbose:
-            steps_ = -(-xf.shape[0] // batch_size)
-            print(
-                f"{steps_}/{steps_} - {time.perf_counter() - t0:.2f}s - {format_logs(logs)}",
-                flush=True,
-            )
+        logs = _trainer.evaluate(
+            self, x, y, batch_size=batch_size, verbose=verbose, threads=threads, sparse=sparse
+        )
         if return_dict:
             return logs
         if not self._metric_names:
@@ -578,14 +370,9 @@ class Sequential:
         verbose = _verbosity(verbose)
         sparse = check_choice(sparse, "sparse", ("auto", "dense", "sparse"))
         threads = resolve_threads(threads)
-        xf = self._features(x, "x")[0]
-        self._require_built("predict")
-        t0 = time.perf_counter()
-        out = self._mlp.predict(xf, batch_size, threads, sparse)
-        if verbose:
-            steps_ = -(-xf.shape[0] // batch_size)
-            print(f"{steps_}/{steps_} - {time.perf_counter() - t0:.2f}s", flush=True)
-        return out
+        return _trainer.predict(
+            self, x, batch_size=batch_size, verbose=verbose, threads=threads, sparse=sparse
+        )
 
     def __call__(self, x, training=False):
         if training:
@@ -647,62 +434,11 @@ class Sequential:
 
         The file records the format, the layer names and every shape, which load_weights checks.
         """
-        self._require_built("save weights")
-        path = Path(os.fspath(filepath))
-        if path.suffix == ".h5":
-            raise ValueError(
-                f"pyreg saves weights as .npz, not HDF5; use a name like 'model.weights.npz' (got {str(path)!r})"
-            )
-        if path.suffix != ".npz":
-            raise ValueError(
-                f"filepath must end with '.npz' (e.g. 'model.weights.npz'); got {str(path)!r}"
-            )
-        if not check_bool(overwrite, "overwrite") and path.exists():
-            raise FileExistsError(f"{path} exists and overwrite=False; nothing was written")
-        weights = self.get_weights()
-        meta = {
-            "format": _WEIGHTS_FORMAT,
-            "layers": [
-                [lay.name, [list(w.shape) for w in lay.weights]]
-                for lay in self._layers
-                if lay.weights
-            ],
-        }
-        arrays = {f"w{i}": w for i, w in enumerate(weights)}
-        write_atomic(path, lambda f: np.savez(f, __meta__=np.array(json.dumps(meta)), **arrays))
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath) -> None:
         """Loads weights saved by save_weights; the model is unchanged unless everything checks out."""
-        self._require_built("load weights")
-        path = Path(os.fspath(filepath))
-        if not path.exists():
-            raise FileNotFoundError(f"no weights file at {path}")
-        try:
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-                meta = json.loads(str(f["__meta__"])) if "__meta__" in f.files else None
-                if meta is None or meta.get("format") != _WEIGHTS_FORMAT:
-                    raise ValueError(
-                        f"{path} is not a pyreg weights file (no '{_WEIGHTS_FORMAT}' marker)"
-                    )
-                n = len([k for k in f.files if k.startswith("w")])
-                weights = [f[f"w{i}"] for i in range(n)]
-        except ValueError:
-            raise
-        except (OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
-            raise ValueError(
-                f"{path} is not a readable weights file (truncated or corrupt: {e})"
-            ) from e
-        views = self._weight_views()
-        if len(weights) != len(views):
-            raise ValueError(
-                f"{path} holds {len(weights)} weight arrays; this model has {len(views)}"
-            )
-        for i, (w, v) in enumerate(zip(weights, views)):
-            if w.shape != v.shape:
-                raise ValueError(
-                    f"{path}: weight {i} has shape {w.shape}; this model expects {v.shape}"
-                )
-        self.set_weights(weights)
+        saving.load_weights(self, filepath)
 
     # ------------------------------------------------------------------------------------------
     # description

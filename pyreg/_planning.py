@@ -1,0 +1,108 @@
+"""Layer planning: a Sequential's layer stack as the spec of one native ``_core.Mlp``.
+
+The native trainer knows only a chain of Dense layers with an input dropout, a dropout after each
+layer and L1/L2 penalties. Planning folds Flatten, Dropout and Activation layers into that chain,
+and refuses, with a message naming the layer, any stack the chain cannot represent.
+"""
+
+from __future__ import annotations
+
+from . import layers as layers_mod
+
+__all__ = ["check_complete", "check_output_for_loss", "combine_rates", "dense_spec", "plan"]
+
+
+def combine_rates(r1: float, r2: float) -> float:
+    """Two dropouts in a row keep a unit with probability (1-r1)(1-r2): one dropout of this rate."""
+    return 1.0 - (1.0 - r1) * (1.0 - r2)
+
+
+def dense_spec(layer: layers_mod.Dense) -> dict:
+    """One Dense layer as the native spec's dict (no dropout after it yet)."""
+    kr, br = layer.kernel_regularizer, layer.bias_regularizer
+    return {
+        "units": layer.units,
+        "activation": layer.activation,
+        "use_bias": layer.use_bias,
+        "kernel_l1": kr.l1 if kr else 0.0,
+        "kernel_l2": kr.l2 if kr else 0.0,
+        "bias_l1": br.l1 if br else 0.0,
+        "bias_l2": br.l2 if br else 0.0,
+        "dropout": 0.0,
+    }
+
+
+def plan(layers, sample_shape):
+    """The native spec of the layer stack: (input_dropout, [dense spec dicts], [Dense layers]).
+
+    Raises ValueError/NotImplementedError for stacks the trainer cannot represent.
+    """
+    input_dropout = 0.0
+    specs: list[dict] = []
+    denses: list[layers_mod.Dense] = []
+    flattened = sample_shape is None or len(sample_shape) == 1
+    last_was_dense = False
+    for layer in layers:
+        if isinstance(layer, layers_mod.Flatten):
+            flattened = True
+            last_was_dense = False
+        elif isinstance(layer, layers_mod.Dropout):
+            if not specs:
+                input_dropout = combine_rates(input_dropout, layer.rate)
+            else:
+                specs[-1]["dropout"] = combine_rates(specs[-1]["dropout"], layer.rate)
+            last_was_dense = False
+        elif isinstance(layer, layers_mod.Activation):
+            if not (last_was_dense and specs[-1]["activation"] == "linear"):
+                raise NotImplementedError(
+                    f"Activation layer {layer.name!r} must directly follow a Dense layer with a linear "
+                    "activation (pyreg folds it into that layer)"
+                )
+            specs[-1]["activation"] = layer.activation
+            last_was_dense = False
+        elif isinstance(layer, layers_mod.Dense):
+            if not flattened:
+                raise ValueError(
+                    f"Dense layer {layer.name!r} receives samples of shape {tuple(sample_shape)}; add a "
+                    "Flatten() layer before it (pyreg's Dense works on flat samples)"
+                )
+            if specs and specs[-1]["activation"] == "softmax":
+                raise NotImplementedError(
+                    "softmax is supported only as the last Dense layer's activation"
+                )
+            specs.append(dense_spec(layer))
+            denses.append(layer)
+            last_was_dense = True
+        else:
+            raise TypeError(
+                f"pyreg's Sequential cannot run layer {layer.name!r} of type {type(layer).__name__}"
+            )
+    return input_dropout, specs, denses
+
+
+def check_complete(layers, sample_shape) -> None:
+    """Checks that apply to a finished stack (not while layers are still being added)."""
+    specs = plan(layers, sample_shape)[1]
+    if not specs:
+        raise ValueError("the model needs at least one Dense layer")
+    if specs[-1]["dropout"] > 0:
+        raise NotImplementedError(
+            "Dropout after the output layer is not supported (it would drop output probabilities)"
+        )
+
+
+def check_output_for_loss(layers, sample_shape, loss) -> None:
+    """Checks a finished stack and that its output layer's activation suits ``loss``."""
+    check_complete(layers, sample_shape)
+    out = plan(layers, sample_shape)[1][-1]["activation"]
+    want = "linear" if loss.from_logits else "softmax"
+    if out != want:
+        hint = (
+            "use a linear last layer with from_logits=True"
+            if loss.from_logits
+            else "use activation='softmax' on the last Dense layer, or from_logits=True with a linear one"
+        )
+        raise ValueError(
+            f"{loss.name}(from_logits={loss.from_logits}) needs a {want} output layer; the last "
+            f"Dense layer has activation {out!r} ({hint})"
+        )
