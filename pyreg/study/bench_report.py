@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["load_results", "make_report"]
+from .._io import write_atomic
+
+__all__ = ["compact_record", "load_results", "make_report"]
 
 
 def load_results(path) -> list[dict]:
@@ -157,12 +159,29 @@ def readme_table(done: dict, source) -> str:
     return "\n".join(lines)
 
 
+def compact_record(path) -> dict:
+    """pytest-benchmark's JSON without the raw per-round timings (``stats.data``): what a report
+    needs (medians, IQRs, rounds, extra_info, machine and commit), a few kB instead of megabytes."""
+    data = json.loads(Path(path).read_text())
+    for bench in data.get("benchmarks", []):
+        if isinstance(bench, dict) and isinstance(bench.get("stats"), dict):
+            bench["stats"].pop("data", None)
+    return data
+
+
 def make_report(results, out=None) -> dict:
-    """Writes speedup.png and report.md next to the results (or into `out`); returns what it wrote."""
+    """Writes speedup.png, report.md and bench.json (the compact record of `results`: no raw
+    rounds) next to the results (or into `out`); returns what it wrote."""
     results = Path(results)
     summary = summarise(load_results(results))
     out = Path(out) if out else results.parent / f"{results.stem}-report"
     out.mkdir(parents=True, exist_ok=True)
+    record = out / "bench.json"
+    if record.resolve() != results.resolve():
+        compact = compact_record(results)
+        write_atomic(record, lambda f: json.dump(compact, f, indent=1), binary=False)
     bars = _chart(summary, out / "speedup.png")
-    (out / "report.md").write_text(_markdown(summary, results.name))
+    write_atomic(
+        out / "report.md", lambda f: f.write(_markdown(summary, results.name)), binary=False
+    )
     return {"out": str(out), "groups": len(summary), "bars": bars, "summary": summary}
