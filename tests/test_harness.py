@@ -150,7 +150,8 @@ def _fake_benchmark_json(path: Path, disabled=False):
                  "param": impl, "extra_info": extra or {}, "options": {}}  # fmt: skip
         if not disabled:
             entry["stats"] = {"min": median * 0.9, "max": median * 1.2, "mean": median, "stddev": 0.0, "rounds": 5,
-                              "median": median, "iqr": median * 0.05, "q1": median, "q3": median, "iterations": 1}  # fmt: skip
+                              "median": median, "iqr": median * 0.05, "q1": median, "q3": median, "iterations": 1,
+                              "data": [median] * 5}  # fmt: skip
         return entry
 
     data = {"machine_info": {}, "commit_info": {}, "datetime": "2026-11-26", "version": "5.3.1", "benchmarks": [
@@ -182,6 +183,11 @@ def test_bench_report_charts_and_table(tmp_path):
     assert "| dense_forward 32x784x128 (mnist) | pyreg | 25 µs |" in md
     assert "200.0 GFLOP/s" in md
     assert "| epoch l2 model | pyreg | 200 ms | 24.0x | 4.5x |" in readme.read_text()
+    assert "dense_forward" not in readme.read_text()  # the README shows the end-to-end rows only
+    # the compact record: every benchmark, none of the raw rounds
+    record = json.loads((tmp_path / "rep" / "bench.json").read_text())
+    assert len(record["benchmarks"]) == 6
+    assert all("data" not in b["stats"] and b["stats"]["median"] > 0 for b in record["benchmarks"])
     # the profiled epochs, per thread and phase; a malformed profile is left out, not rendered
     profile = md[md.index("## Where the time goes") :]
     assert "### epoch l2 model, pyreg\n" in profile
