@@ -1,6 +1,6 @@
 // sweep_kernels.cpp: a microbenchmark of the first layer's sweep kernels (cpp/sweep.h) on one thread's
 // share of the study's model with two threads: one 784 x 64 kernel panel, a batch of 32 MNIST-like
-// rows (19% non-zero, centre-heavy), Adam with L2. It answers "where do the sweep's ~36 us per batch
+// rows (19% non-zero, centre-heavy), Adam with L2. It answers "where does the sweep's time per batch
 // go" kernel by kernel, which the end-to-end benchmarks (bench/test_fit_bench.py) cannot.
 //
 // build (off by default; the executable lands in the build directory):

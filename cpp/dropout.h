@@ -3,7 +3,7 @@
 //   forward   keep element e = b*OUT + j of step `step` at site `stream` when
 //             philox_word(seed, stream, step, e) < keep_threshold(rate); y = keep ? x / (1 - rate) : 0
 //             mask (B, OUT) = keep (1/0), kept for the backward pass (4 KiB per 32x128 batch:
-//             cheaper to keep than to regenerate, measured in bench/test_kernels_bench.py).
+//             cheaper to keep than to regenerate from the philox words).
 //   backward  dx = mask ? dy / (1 - rate) : 0
 // inference is the identity and does not call these. team-aware: each thread does its own columns
 // (owned_cols); no barrier.

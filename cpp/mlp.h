@@ -50,6 +50,22 @@ struct Progress {
 // the python binding throttles itself); returns false to stop after this batch.
 using ProgressFn = std::function<bool(const Progress&)>;
 
+// how train_epoch runs one epoch (Mlp.train_epoch's arguments, bind_trainer.cpp).
+struct TrainOptions {
+    size_t batch_size = 32;
+    bool shuffle = true;   // the rows in an order drawn from (seed, epoch); else in order
+    uint64_t epoch = 0;    // the epoch's index, for its shuffle
+    int threads = 0;       // the team's size; 0 = default_threads()
+    SparseMode sparse = SparseMode::automatic;  // the first layer's input path (choose_sparse)
+    // a batch whose loss is NaN or Inf ends the epoch before its update (EpochResult::nonfinite)
+    bool stop_on_nonfinite = true;
+    // with sparse input, the next batch's layer-0 output is computed during this step's update (the
+    // same results); needs a progress function that leaves the weights alone.
+    bool lookahead = true;
+    // x has not been checked for NaN/Inf: the epoch checks it and trains on nothing if it has one.
+    bool check_input = false;
+};
+
 struct EpochResult {
     double loss = 0.0, accuracy = 0.0;  // sample-weighted means over the batches run
     size_t steps = 0, seen = 0;
@@ -98,16 +114,16 @@ class Mlp {
     aligned_vector<float>& opt_v() { return v_; }
     aligned_vector<float>& opt_vhat() { return vhat_; }
 
-    // one epoch over x (N, IN) float32 with labels y (N) in [0, K). shuffling uses (seed, epoch).
-    // with sparse input, layer 0's gradient, update and (lookahead) the next batch's layer-0 output
+    // one epoch over x (N, IN) float32 with labels y (N) in [0, K), as `opt` says; progress (may be
+    // empty) is called after every batch. shuffling uses (seed, opt.epoch).
+    // with sparse input, layer 0's gradient, update and (opt.lookahead) the next batch's layer-0 output
     // are fused into one sweep (sweep.h); lookahead needs a progress function that leaves the weights
     // alone (it runs after the next batch's layer-0 output is computed). results are the same either way.
-    // check_input: x has not been checked for NaN/Inf; the sparse path's row scans check every row
+    // opt.check_input: x has not been checked for NaN/Inf; the sparse path's row scans check every row
     // before it is trained on and a failed epoch restores the model (weights, optimizer state, counters);
     // other paths check x up front. either way nothing is trained and res.bad_input is set.
-    EpochResult train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
-                            uint64_t epoch, int threads, SparseMode sparse, const ProgressFn& progress,
-                            bool stop_on_nonfinite, bool lookahead = true, bool check_input = false);
+    EpochResult train_epoch(const float* x, const int32_t* y, size_t N, const TrainOptions& opt,
+                            const ProgressFn& progress);
 
     // loss (mean cross-entropy + regularisation penalty) and accuracy, inference mode.
     EvalResult evaluate(const float* x, const int32_t* y, size_t N, size_t batch_size, int threads,
@@ -131,6 +147,12 @@ class Mlp {
     // end of step (penalty, counters, progress, the next batch's rows).
     // set_profiling(true) turns it on and resets it; not while the model trains (ValueError).
     void set_profiling(bool on);
+    // the phases, in the order profile() lists them. forward and backward have one entry per layer
+    // (forward_<l>, backward_<l>); the slots are laid out from kPhaseNames (mlp_internal.h) alone, so
+    // a phase or a layer added cannot shift another phase's slot.
+    enum class Phase : size_t {
+        setup, forward, loss, backward, optimizer, report, column_bits, row_scans, prefetch, wait, count
+    };
     // one list per thread that has run since profiling was turned on, in team rank order; empty when off.
     std::vector<std::vector<std::pair<std::string, double>>> profile() const;
 
@@ -158,11 +180,16 @@ class Mlp {
     void scan_next_rows(Workspace& ws, size_t rows, int part);
     bool can_sweep(bool sparse) const;
     bool narrow_top() const;
+    // the rows of a step's batch, of the next one (scanned, and with the sweep half computed, one step
+    // ahead; 0 without lookahead or at the end) and of the one after (prefetched).
+    struct StepRows {
+        size_t rows, next, ahead;
+    };
     // the narrow-top step's first phase (train_epoch), ended by the caller's barrier; the master also
-    // updates the output layer there (coef: this step's; penalty and stop_on_nonfinite: to skip the
+    // updates the output layer there (coef: this step's; penalty and opt.stop_on_nonfinite: to skip the
     // update of a batch whose loss the caller will find non-finite). team: the running team's size.
-    void narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int team,
-                         const OptCoef& coef, double penalty, bool stop_on_nonfinite);
+    void narrow_top_step(Workspace& ws, const StepRows& step, int team, const OptCoef& coef, double penalty,
+                         const TrainOptions& opt);
     // the trained state (weights, optimizer moments and counters), for train_epoch's check_input.
     struct State;
     State save_state() const;
@@ -195,10 +222,9 @@ class Mlp {
     std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per thread: inference splits rows
     struct PhaseClock;
     std::unique_ptr<PhaseClock> clock_;
-    void mark(size_t slot);  // profiling: this thread's phase `slot` ends (no-op unless profiling)
-    // the phases after the layers' (set_profiling's names, in order)
-    enum class Phase : size_t { column_bits, row_scans, prefetch, wait };
-    void mark(Phase p) { mark(2 * spec_.layers.size() + 4 + (size_t)p); }
+    // profiling: this thread's phase p (of layer `layer` for forward and backward) ends; a no-op
+    // unless profiling is on.
+    void mark(Phase p, size_t layer = 0);
     std::atomic<bool> busy_{false};
 };
 

@@ -47,6 +47,32 @@ struct Mlp::Workspace {
     SparseInput sparse() { return {row_bits.data(), group_rows.data(), scratch.data(), scratch.size() / threads}; }
 };
 
+// the profile's phases in Mlp::Phase's order: their names, and whether they have a slot per layer.
+struct PhaseName {
+    Mlp::Phase phase;
+    const char* name;
+    bool per_layer;
+};
+inline constexpr PhaseName kPhaseNames[] = {
+    {Mlp::Phase::setup, "setup", false},
+    {Mlp::Phase::forward, "forward", true},
+    {Mlp::Phase::loss, "loss", false},
+    {Mlp::Phase::backward, "backward", true},
+    {Mlp::Phase::optimizer, "optimizer", false},
+    {Mlp::Phase::report, "report", false},
+    {Mlp::Phase::column_bits, "column_bits", false},
+    {Mlp::Phase::row_scans, "row_scans", false},
+    {Mlp::Phase::prefetch, "prefetch", false},
+    {Mlp::Phase::wait, "wait", false},
+};
+constexpr bool phase_names_in_order() {
+    size_t i = 0;
+    for (const PhaseName& p : kPhaseNames)
+        if ((size_t)p.phase != i++) return false;
+    return i == (size_t)Mlp::Phase::count;
+}
+static_assert(phase_names_in_order(), "kPhaseNames must name every Mlp::Phase, in order");
+
 // profiling (Mlp::set_profiling): each team thread adds the time since its own previous mark to a
 // phase slot of its own. a thread's slots start on a cache line of their own and fill whole lines, so
 // the threads' marks never write a line another thread writes.
@@ -56,8 +82,27 @@ struct Mlp::PhaseClock {
         Clock::time_point last{};
         aligned_vector<double> seconds;  // (slots rounded up to a cache line)
     };
-    std::vector<std::string> names;
+    std::vector<std::string> names;  // per slot: "setup", "forward_0", ...
+    size_t first[(size_t)Phase::count] = {};  // each phase's first slot
+    bool per_layer[(size_t)Phase::count] = {};
     std::vector<Thread> threads;
+
+    // the slots of a model with `layers` layers, laid out from kPhaseNames alone.
+    explicit PhaseClock(size_t layers) {
+        for (size_t i = 0; i < (size_t)Phase::count; ++i) {
+            const PhaseName& p = kPhaseNames[i];
+            first[i] = names.size();
+            per_layer[i] = p.per_layer;
+            if (!p.per_layer) {
+                names.push_back(p.name);
+                continue;
+            }
+            for (size_t l = 0; l < layers; ++l) names.push_back(std::string(p.name) + "_" + std::to_string(l));
+        }
+    }
+    size_t slot(Phase p, size_t layer) const {
+        return first[(size_t)p] + (per_layer[(size_t)p] ? layer : 0);
+    }
     // before a team of `team` threads starts: a clock for each (kept, with its sums, when teams shrink)
     void size_for(int team) {
         constexpr size_t kLine = kCacheLine / sizeof(double);

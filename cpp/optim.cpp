@@ -43,8 +43,8 @@ void update_rows(const OptimizerConfig& cfg, const OptCoef& coef, const Segment&
                  OptimizerState st, size_t r0, size_t r1, double* sum_sq, double* sum_abs) {
     const KernelTable& K = kernels();
     const OptCoef c = segment_coef(coef, seg);
-    // the rows are contiguous (row stride cols): one flat run of full vectors. row by row, a narrow
-    // segment (the study's 128 x 10 output kernel) took a masked vector per row: 2.5 -> 0.9 us a step.
+    // the rows are contiguous (row stride cols): one flat run of full vectors (row by row, a narrow
+    // segment such as the study's 128 x 10 output kernel would take a masked vector per row).
     // for widths that are multiples of the vector width the lanes, and so the penalty's sums, are the same.
     const size_t o = seg.offset + r0 * seg.cols, n = (r1 - r0) * seg.cols;
     if (cfg.kind == OptKind::adam)

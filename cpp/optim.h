@@ -1,6 +1,6 @@
 // optim.h: the optimizer step over the whole parameter arena, one fused pass, team-aware.
 //
-// keras 3 semantics (../shared/KERAS_SEMANTICS.md, keras/src/optimizers/{adam,sgd,base_optimizer}.py):
+// keras 3 semantics (docs/KERAS_SEMANTICS.md, keras/src/optimizers/{adam,sgd,base_optimizer}.py):
 //   g      += l1 * sign(w) + 2 * l2 * w          coupled: the l1/l2 regularizer's gradient (part of the loss)
 //   w      -= w * weight_decay * lr              decoupled: optimizer weight_decay (adamw), before the step
 //   adam    t = iterations + 1; alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)

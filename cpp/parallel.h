@@ -107,13 +107,12 @@ inline Range helper_units(size_t n) {
 // thread t owns a contiguous run of them, the same run in every phase: forward output, dropout mask,
 // weight and bias gradients, optimizer update, and the gradient flowing into those columns. with the
 // trainer's panel layout (dense.h) a thread's weights are contiguous memory that only its core
-// reads and writes. (measured: two threads updating interleaved 256-byte halves of each row of one
-// (784, 128) array run 20x slower than on two contiguous halves.)
+// reads and writes (threads writing interleaved parts of the same rows would share cache lines).
 inline Range owned_cols(size_t n) { return split_range(n, team_rank(), team_size(), kColBlock); }
 inline Range owned_cols_of(size_t n, int t, int nt) { return split_range(n, t, nt, kColBlock); }
 
-// waits until done() holds: spins on pause instructions for ~13 us (25 ns each here), then yields the
-// core at every try, so that an oversubscribed or descheduled team still moves on.
+// waits until done() holds: spins on pause instructions a few hundred times (a short wait), then
+// yields the core at every try, so that an oversubscribed or descheduled team still moves on.
 template <class Done>
 inline void spin_until(Done done) {
     constexpr int kSpins = 512;
@@ -130,8 +129,8 @@ inline void spin_until(Done done) {
     }
 }
 
-// a team barrier for a hot loop (the trainer's steps): ~0.1 us between two cores here, where omp's
-// takes ~0.5 us (measured back to back). set_size(team_size()) by one thread, then an omp barrier, first.
+// a team barrier for a hot loop (the trainer's steps): a spin on one shared counter, cheaper than omp's
+// barrier. set_size(team_size()) by one thread, then an omp barrier, first.
 class SpinBarrier {
   public:
     void set_size(int n) { size_ = n; }

@@ -1,6 +1,7 @@
-// simd.h: the table of hot kernels that simd_kernels.cpp provides once per instruction set.
+// simd.h: the table of hot kernels that the simd_*.cpp sources provide once per instruction set.
 //
-// simd_kernels.cpp is compiled several times (generic, avx2, avx512) into different namespaces;
+// those sources (one per kernel family, simd_isa.h) are compiled several times (generic, avx2, avx512)
+// into different namespaces, each giving one table (simd_table.cpp);
 // dispatch.cpp picks one table at load time from what the CPU supports (overridable for tests).
 // everything above this layer (dense, dropout, optim, mlp) calls kernels only through the table,
 // so the same source runs on any x86-64 and on aarch64 (generic only).

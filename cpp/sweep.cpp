@@ -11,12 +11,9 @@
 namespace pyreg {
 
 // updated kernel rows per next-batch forward call: 3 optimizer chunks. longer feature loops mean fewer
-// mispredicted loop exits; measured per batch, 1 thread 84 -> 82 us, 2 threads 43 -> 42 us (64 -> 192
-// rows; 320 and 784 are slower again as the rows no longer stay in L1/L2).
-// kept apart from the fused gradient + update on purpose (bench/sweep_kernels.cpp, 784 x 64 panel:
-// 22 + 8 = 30 us apart): summed inside it from each updated row in registers, 40 us (its 25 stores per
-// row into the output cost the divider-bound loop its lookahead; without the stores 24.6 us); from L1
-// every 4-64 rows, 32-42 us; a row of the previous chunk after every second updated row, 32 us.
+// mispredicted loop exits, until the rows no longer stay in L1/L2.
+// kept apart from the fused gradient + update on purpose: summed inside it, the stores into the
+// output would cost the divider-bound update loop its lookahead (bench/sweep_kernels.cpp times each).
 constexpr size_t kForwardRows = 3 * kOptRows;
 
 void sparse_column_bits(const uint64_t* row_bits, size_t B, size_t IN, uint64_t* cols) {

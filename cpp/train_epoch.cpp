@@ -84,16 +84,15 @@ bool Mlp::narrow_top() const {
     return top.units <= kColBlock && top.dropout == 0.0 && (top.act == Act::softmax || top.act == Act::linear);
 }
 
-void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t ahead_rows, int team,
-                          const OptCoef& coef, double penalty, bool stop_on_nonfinite) {
+void Mlp::narrow_top_step(Workspace& ws, const StepRows& step, int team, const OptCoef& coef, double penalty,
+                          const TrainOptions& opt) {
     // one barrier (the caller's) instead of four: the master runs the whole output layer (forward, loss
     // and gradient over every row, its weight gradient, and layer 0's dz over every column, relu and
     // dropout mask fused), the others meanwhile take this batch's column bitmaps, scan the next batch
     // and prefetch the one after; with one thread, it does both. each barrier costs its latency and the
-    // wait for the slowest thread; fewer, with SpinBarrier: epoch 105 -> 101 ms on two threads, and an
-    // oversubscribed team (4 threads on 2 cores) 360 -> 200 ms (measured, fit with validation). measured
-    // slower: handing the dlogits to the others for their own columns of dz (with a flag, no barrier),
-    // and splitting the output layer's rows between the threads (the cross-core reads cost more).
+    // wait for the slowest thread, most of all in an oversubscribed team. the output layer stays on one
+    // thread: its rows split between threads would cost more in cross-core reads than they save.
+    const size_t rows = step.rows, next_rows = step.next, ahead_rows = step.ahead;
     const bool master = team_rank() == 0;
     const LayerSpec& S0 = spec_.layers[0];
     const LayerSpec& S1 = spec_.layers[1];
@@ -108,10 +107,10 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
         if (S0.dropout > 0.0)
             for (size_t i = 0; i < rows * S0.units; i += kCacheLine) __builtin_prefetch(ws.mask[0].data() + i, 0, 3);
         dense_forward(ws.act[1].data(), ws.act_rows[0].data(), kernel(1), bias(1), rows, Act::linear);  // logits
-        mark(2);  // forward_1
+        mark(Phase::forward, 1);
         softmax_xent_rows({0, rows}, ws.grad[1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act[1].data(),
                           ws.labels.data(), classes(), 1.0f / (float)rows);
-        mark(3);  // loss
+        mark(Phase::loss);
         float* db = S1.use_bias ? grads_.data() + bias_off_[1] : nullptr;
         dense_backward_params(kernel_grad(1), db, ws.grad[1].data(), ws.act_rows[0].data(), rows, false);
         const bool drop = S0.dropout > 0.0;
@@ -119,20 +118,18 @@ void Mlp::narrow_top_step(Workspace& ws, size_t rows, size_t next_rows, size_t a
                                   rows, false, ws.act[0].data(), drop ? ws.mask[0].data() : nullptr,
                                   drop ? keep_scale(S0.dropout) : 1.0f, S0.act);
         // the output layer's update, here where the master would otherwise wait for the others' scans
-        // at the barrier (after the sweep it ended every step: an epoch's training on two threads
-        // ~97 -> ~93 ms, with the flat optimizer runs). dz above has read the weights before it. skipped
-        // as the caller will skip every update: a non-finite loss (batch_loss, as the caller) or flagged
-        // input rows.
-        const bool bad_loss = stop_on_nonfinite && !std::isfinite(batch_loss(ws.loss_rows.data(), rows, penalty));
+        // at the barrier. dz above has read the weights before it. skipped as the caller will skip
+        // every update: a non-finite loss (batch_loss, as the caller) or flagged input rows.
+        const bool bad_loss = opt.stop_on_nonfinite && !std::isfinite(batch_loss(ws.loss_rows.data(), rows, penalty));
         if (!bad_loss && !ws.bad_input.load(std::memory_order_relaxed))
             optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(), penalty_segments_.data(),
                            0);
-        mark(5);  // backward_1
+        mark(Phase::backward, 1);
     }
     const size_t IN = spec_.input_dim, words = bit_words(IN);
     // this batch's column bitmaps: the master's when alone or with one helper (whose scans and prefetch
-    // then take as long as the master's output layer and the bitmaps, 10.0 and 10.2 us: the master's
-    // wait at the barrier 2.7-5.5 -> 0.5-1.6 us, a step ~50 -> ~49 us, profiled), else the helpers'.
+    // then take about as long as the master's output layer and the bitmaps together, so neither waits
+    // long at the barrier), else the helpers'.
     const bool master_bits = team <= 2;
     if (master_bits == master) {
         const Range w = master_bits ? Range{0, words} : helper_units(words);
@@ -155,25 +152,25 @@ bool Mlp::can_sweep(bool sparse) const {
     return sparse && spec_.input_dropout == 0.0 && linear_or_relu;
 }
 
-EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t batch_size, bool shuffle,
-                              uint64_t epoch, int threads, SparseMode sparse_mode, const ProgressFn& progress,
-                             bool stop_on_nonfinite, bool lookahead, bool check_input) {
-    PYREG_CHECK(batch_size > 0, "batch_size must be positive; got " << batch_size);
+EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, const TrainOptions& opt,
+                             const ProgressFn& progress) {
+    PYREG_CHECK(opt.batch_size > 0, "batch_size must be positive; got " << opt.batch_size);
     PYREG_CHECK(N > 0, "cannot train on 0 samples");
-    const size_t B = std::min(batch_size, N), IN = spec_.input_dim, K = classes();
+    const size_t B = std::min(opt.batch_size, N), IN = spec_.input_dim, K = classes();
     const size_t steps = (N + B - 1) / B;
-    const int T = threads > 0 ? threads : default_threads();
+    const int T = opt.threads > 0 ? opt.threads : default_threads();
     ensure_workspace(train_ws_, B, true, T);
     Workspace& ws = *train_ws_;
-    epoch_order(perm_, N, shuffle, seed_, epoch);
-    const bool sparse = choose_sparse(x, N, IN, sparse_mode);
+    epoch_order(perm_, N, opt.shuffle, seed_, opt.epoch);
+    const bool sparse = choose_sparse(x, N, IN, opt.sparse);
     EpochResult res;
     res.used_sparse = sparse;
     // fit's NaN/Inf check of x, when left to the trainer: the sparse path scans every row of x as it is
-    // before training on it, so its scans check for free (a separate pass costs 6 ms per fit on MNIST,
-    // ~5% of an epoch), and a failed epoch puts the saved state back. other paths check up front.
-    const bool check_in_scans = check_input && sparse && spec_.input_dropout == 0.0;
-    if (check_input && !check_in_scans && first_nonfinite(x, N * IN, nullptr, T) >= 0) {
+    // before training on it, so its scans check for free (a separate pass over x would cost a
+    // noticeable part of an epoch), and a failed epoch puts the saved state back. other paths check
+    // up front.
+    const bool check_in_scans = opt.check_input && sparse && spec_.input_dropout == 0.0;
+    if (opt.check_input && !check_in_scans && first_nonfinite(x, N * IN, nullptr, T) >= 0) {
         res.bad_input = true;
         return res;
     }
@@ -201,7 +198,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
     // the sweep (sweep.h) fuses layer 0's gradient and update, and with lookahead the next batch's
     // layer-0 forward: the next batch is then set, scanned and half computed one step ahead.
     const bool sweep = can_sweep(sparse);
-    lookahead = lookahead && sweep;
+    const bool lookahead = opt.lookahead && sweep;
     res.used_sweep = sweep;
     const Act act0 = spec_.layers[0].act == Act::relu ? Act::relu : Act::linear;
     const bool narrow = lookahead && narrow_top();
@@ -233,10 +230,10 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
             const size_t next_rows = lookahead && s + 1 < steps ? std::min(B, N - (s + 1) * B) : 0;
             const size_t ahead_rows = lookahead && s + 2 < steps ? std::min(B, N - (s + 2) * B) : 0;
             const bool narrow_step = narrow && layer0_ready;
-            mark(0);
+            mark(Phase::setup);
             const OptCoef coef = step_coefficients(opt_, iterations_);
             if (narrow_step) {
-                narrow_top_step(ws, rows, next_rows, ahead_rows, team, coef, pen, stop_on_nonfinite);
+                narrow_top_step(ws, StepRows{rows, next_rows, ahead_rows}, team, coef, pen, opt);
                 step_barrier.wait();
                 mark(Phase::wait);
                 if (!master) {  // this thread's columns of layer 0's dz, written by the master: fetched at once
@@ -250,7 +247,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(),
                              ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
                 if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
-                mark(1 + L);
+                mark(Phase::loss);
                 step_barrier.wait();
                 mark(Phase::wait);
             }
@@ -262,7 +259,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 if (master) res.bad_input = true;
                 break;  // before any update
             }
-            const bool bad = stop_on_nonfinite && !std::isfinite(loss);
+            const bool bad = opt.stop_on_nonfinite && !std::isfinite(loss);
             if (master) {
                 size_t correct = 0;
                 for (size_t r = 0; r < rows; ++r) correct += ws.correct_rows[r];
@@ -275,7 +272,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                     res.nonfinite_step = s;
                 }
             }
-            mark(1 + L);
+            mark(Phase::loss);
             if (bad) break;  // before any update: the weights stay as they were
             if (!narrow_step) backward(ws, rows, sparse, Fusion{sweep, layer0_ready, next_rows});
             if (sweep) {
@@ -293,12 +290,12 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 if (narrow && next_rows > 0 && drop0 > 0.0)
                     dropout_forward(ws.act[0].data(), ws.mask[0].data(), next_rows, spec_.layers[0].units, drop0, seed_,
                                     1, dropout_step_ + 1);
-                mark(L + 2);
+                mark(Phase::backward, 0);
             }
             if (!narrow_step)  // narrow steps: layer 0 in the sweep, the output layer before the barrier
                 optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(),
                                penalty_segments_.data(), sweep ? 0 : -1);
-            mark(2 + 2 * L);
+            mark(Phase::optimizer);
             step_barrier.wait();
             mark(Phase::wait);
             if (master) {
@@ -331,7 +328,7 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, size_t 
                 }
             }
             layer0_ready = next_rows > 0;
-            mark(3 + 2 * L);
+            mark(Phase::report);
             step_barrier.wait();
             mark(Phase::wait);
             if (stop) break;
