@@ -1,6 +1,6 @@
 """Parity with Keras 3 itself (TensorFlow-marked): forward, trajectory, statistics, the study.
 
-What can and cannot agree is set out in ../shared/KERAS_SEMANTICS.md: with the same weights, batches
+What can and cannot agree is set out in docs/KERAS_SEMANTICS.md: with the same weights, batches
 and no dropout, float32 rounding only; otherwise, accuracy agrees statistically across seeds.
 """
 

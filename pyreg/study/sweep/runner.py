@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as _dt
+import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,7 @@ def run_sweep(spec: SweepSpec | dict | None = None, out="pyreg-sweep", *, engine
             with open_engine(engine, workers=workers, threads_per_trial=threads_per_trial,
                              scheduler=scheduler, timeout=timeout, preload=preload) as eng:  # fmt: skip
                 say(f"running on {eng.description}")
-                ran = _drive(eng, todo, semantics, threads_per_trial, store, progress)
+                ran = _drive(eng, todo, semantics, threads_per_trial, store, progress, say)
         records = [r for r in (store.load().get(i) for i in ids) if r is not None]
     result = SweepResult(records, Path(out), ran)
     if report:
@@ -158,9 +159,16 @@ def run_sweep(spec: SweepSpec | dict | None = None, out="pyreg-sweep", *, engine
     return result
 
 
-def _drive(eng, todo, semantics, threads, store: TrialStore, progress: bool) -> int:
-    """Keeps at most 2 x slots trials submitted; stores each as it finishes; returns how many ran."""
+def _drive(eng, todo, semantics, threads, store: TrialStore, progress: bool, say) -> int:
+    """Keeps at most 2 x slots trials submitted; stores each as it finishes; returns how many ran.
+
+    Progress: a tqdm bar on a terminal; elsewhere (a log file, CI) a line every tenth of the trials.
+    """
     bar = _progress(len(todo), progress)
+    if bar is not None and bar.disable:
+        bar = None
+    every = max(1, len(todo) // 10) if progress and bar is None else 0
+    started = time.monotonic()
     queue = list(reversed(todo))
     in_flight: dict[cf.Future, tuple[str, dict]] = {}
     counts = {"ok": 0, "diverged": 0, "failed": 0}
@@ -168,23 +176,26 @@ def _drive(eng, todo, semantics, threads, store: TrialStore, progress: bool) -> 
         while queue or in_flight:
             while queue and len(in_flight) < 2 * eng.slots:
                 tid, config = queue.pop()
-                in_flight[eng.executor.submit(run_trial, tid, config, semantics, threads)] = (
-                    tid,
-                    config,
-                )
+                future = eng.executor.submit(run_trial, tid, config, semantics, threads)
+                in_flight[future] = (tid, config)
             finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
             for future in finished:
                 tid, config = in_flight.pop(future)
                 record = _record_of(future, tid, config, threads)
-                record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
-                    timespec="seconds"
-                )
+                now = _dt.datetime.now(_dt.timezone.utc)
+                record["finished"] = now.isoformat(timespec="seconds")
                 store.append(record)
                 counts[record["status"]] += 1
+                failed = counts["failed"] + counts["diverged"]
+                running = min(len(in_flight), eng.slots)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(f"running {min(len(in_flight), eng.slots)}, "
-                                        f"failed {counts['failed'] + counts['diverged']}")  # fmt: skip
+                    bar.set_postfix_str(f"running {running}, failed {failed}")
+                done = sum(counts.values())
+                if every and (done % every == 0 or done == len(todo)):
+                    left = (time.monotonic() - started) / done * (len(todo) - done)
+                    say(f"  {done}/{len(todo)} trials done, {running} running, {failed} failed or diverged, "
+                        f"about {left:.0f} s left")  # fmt: skip
     except BaseException:  # Ctrl-C, or the engine broke: what finished is stored; stop the rest
         for future in in_flight:
             future.cancel()
