@@ -24,7 +24,7 @@ except ImportError as _e:  # no compiled extension beside this file
             "(pyreg._core). Run Python from another folder to use the installed pyreg, or "
             "install the source tree in development mode, which builds the extension: "
             "pip install -e . (see CONTRIBUTING.md)."
-        ) from _e
+        ) from None  # the original error ("partially initialized module") only misleads
     raise ImportError(
         f"pyreg's compiled extension pyreg._core could not be loaded ({_e}); reinstall pyreg "
         "(pip install --force-reinstall pyreg) so that it is built for this Python and machine."
