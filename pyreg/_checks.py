@@ -124,12 +124,18 @@ def as_features(x, name: str, sample_shape: tuple[int, ...] | None = None) -> np
 
 
 def features_maybe_unchecked(
-    x, name: str, sample_shape: tuple[int, ...] | None = None, *, check_finite: bool
+    x,
+    name: str,
+    sample_shape: tuple[int, ...] | None = None,
+    *,
+    check_finite: bool,
+    threads: int = 0,
 ) -> tuple[np.ndarray, bool]:
     """as_features, returning (features, checked). With check_finite=False, float32 input, whose
     NaN/Inf check would be a pass over the data of its own, is left unchecked (checked False) for the
     caller to check, e.g. the trainer while it scans the rows (Sequential.fit); other dtypes are
-    checked while they are converted, and raise as in as_features.
+    checked while they are converted, and raise as in as_features. The check runs on `threads`
+    threads (0: all cores), the caller's budget.
     """
     a = _as_numeric_array(x, name)
     if a.ndim < 2:
@@ -158,9 +164,8 @@ def features_maybe_unchecked(
         flat = np.ascontiguousarray(flat)
         if flat.dtype == np.float32 and not check_finite:
             return flat, False
-        out, bad = _core.prepare_features(
-            flat
-        )  # checks NaN/Inf (and float32 overflow) in one threaded pass
+        # checks NaN/Inf (and float32 overflow) in one threaded pass
+        out, bad = _core.prepare_features(flat, threads=threads)
         if bad >= 0:
             where = np.unravel_index(int(bad), a.shape)
             value = a[where]

@@ -25,8 +25,11 @@ __all__ = ["evaluate", "features", "fit", "labels", "logs", "predict"]
 # data
 
 
-def features(model, x, name: str = "x", *, check_finite: bool = True) -> tuple[np.ndarray, bool]:
-    """(features, checked): see features_maybe_unchecked; always checked unless check_finite=False.
+def features(
+    model, x, name: str = "x", *, check_finite: bool = True, threads: int = 0
+) -> tuple[np.ndarray, bool]:
+    """(features, checked): see features_maybe_unchecked; always checked unless check_finite=False,
+    on the call's `threads` (a fit(threads=1) uses one thread for its checks too).
 
     An unbuilt model is built for x's sample shape first.
     """
@@ -37,7 +40,8 @@ def features(model, x, name: str = "x", *, check_finite: bool = True) -> tuple[n
                 f"{name} must have a batch axis and at least one feature axis; got {describe(x)}"
             )
         model.build((None, *arr.shape[1:]))
-    return features_maybe_unchecked(x, name, model._sample_shape, check_finite=check_finite)
+    return features_maybe_unchecked(x, name, model._sample_shape, check_finite=check_finite,
+                                    threads=threads)  # fmt: skip
 
 
 def labels(model, y, n: int, name: str = "y") -> np.ndarray:
@@ -52,7 +56,7 @@ def logs(model, loss: float, accuracy: float, prefix: str = "") -> dict:
     return out
 
 
-def _validation_rows(model, xf, yl, validation_split, validation_data):
+def _validation_rows(model, xf, yl, validation_split, validation_data, threads: int):
     """(x, y, x_val, y_val): the validation data checked, or the last rows validation_split takes."""
     xv = yv = None
     if validation_data is not None:
@@ -62,7 +66,7 @@ def _validation_rows(model, xf, yl, validation_split, validation_data):
             )
         if len(validation_data) == 3 and validation_data[2] is not None:
             raise NotImplementedError("validation sample weights are not supported by pyreg")
-        xv = features(model, validation_data[0], "validation_data[0]")[0]
+        xv = features(model, validation_data[0], "validation_data[0]", threads=threads)[0]
         yv = labels(model, validation_data[1], xv.shape[0], "validation_data[1]")
     elif validation_split:
         split = check_fraction(validation_split, "validation_split")
@@ -97,9 +101,9 @@ def fit(model, x, y, *, batch_size: int, epochs: int, verbose: int, callbacks: l
     # puts the model back; else now. the labels and the validation data, including the rows
     # validation_split takes from x (the scans never read them): now.
     defer_check = not callbacks and verbose == 0 and epochs > initial_epoch and not validation_split
-    xf, x_checked = features(model, x, "x", check_finite=not defer_check)
+    xf, x_checked = features(model, x, "x", check_finite=not defer_check, threads=threads)
     yl = labels(model, y, xf.shape[0], "y")
-    xf, yl, xv, yv = _validation_rows(model, xf, yl, validation_split, validation_data)
+    xf, yl, xv, yv = _validation_rows(model, xf, yl, validation_split, validation_data, threads)
     val_batch = batch_size if validation_batch_size is None else check_int(
         validation_batch_size, "validation_batch_size", minimum=1)  # fmt: skip
 
@@ -133,7 +137,7 @@ def fit(model, x, y, *, batch_size: int, epochs: int, verbose: int, callbacks: l
                                      check_input=check_input)  # fmt: skip
         if res["bad_input"]:  # nothing was trained: raise as the up-front check does
             model.history, model.stop_training = history_before, stop_before
-            features(model, x, "x")
+            features(model, x, "x", threads=threads)
             raise ValueError("x must be finite")  # not reached: the check above raises
         model._epochs_seen += 1
         epoch_logs = logs(model, res["loss"], res["accuracy"])
@@ -162,7 +166,7 @@ def fit(model, x, y, *, batch_size: int, epochs: int, verbose: int, callbacks: l
 
 def evaluate(model, x, y, *, batch_size: int, verbose: int, threads: int, sparse: str) -> dict:
     """Runs ``Sequential.evaluate`` with its arguments checked; returns the logs dict."""
-    xf = features(model, x, "x")[0]
+    xf = features(model, x, "x", threads=threads)[0]
     yl = labels(model, y, xf.shape[0], "y")
     t0 = time.perf_counter()
     loss, acc = model._mlp.evaluate(xf, yl, batch_size, threads, sparse)
@@ -175,7 +179,7 @@ def evaluate(model, x, y, *, batch_size: int, verbose: int, threads: int, sparse
 
 def predict(model, x, *, batch_size: int, verbose: int, threads: int, sparse: str) -> np.ndarray:
     """Runs ``Sequential.predict`` with its arguments checked: the (N, units) float32 output."""
-    xf = features(model, x, "x")[0]
+    xf = features(model, x, "x", threads=threads)[0]
     model._require_built("predict")
     t0 = time.perf_counter()
     out = model._mlp.predict(xf, batch_size, threads, sparse)

@@ -58,3 +58,39 @@ def test_a_smaller_team_than_asked_gives_the_one_thread_results(limit):
             assert got == one, (
                 f"{name}: threads={threads} under OMP_THREAD_LIMIT={limit} differs from 1 thread"
             )
+
+
+ONE_THREAD = r"""
+import os, numpy as np
+from pyreg import layers, models, utils
+
+def threads_now():
+    return len(os.listdir("/proc/self/task"))
+
+rng = np.random.default_rng(0)
+x = rng.random((2000, 64)).astype(np.float32)
+y = (x[:, :4].sum(1) > 2).astype(np.int32)
+utils.set_random_seed(0)
+m = models.Sequential([layers.Input(shape=(64,)), layers.Dense(32, activation="relu"), layers.Dropout(0.2),
+                       layers.Dense(2, activation="softmax")])
+m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+before = threads_now()
+m.fit(x, y, epochs=2, batch_size=32, validation_data=(x[:500], y[:500]), verbose=0, threads=1)
+m.fit(x.astype(np.float64), y, epochs=1, verbose=0, threads=1, callbacks=[])  # checked up front
+m.evaluate(x, y, verbose=0, threads=1)
+m.predict(x, verbose=0, threads=1)
+print(before, threads_now())
+"""
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc to count threads"
+)
+def test_threads_1_runs_everything_on_the_calling_thread():
+    """fit/evaluate/predict(threads=1), input checks included, start no OpenMP team: the budget a
+    sweep gives each trial is the budget it uses."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    proc = subprocess.run([sys.executable, "-c", ONE_THREAD], capture_output=True, text=True, cwd=OUTSIDE,
+                          env=env, timeout=300, check=True)  # fmt: skip
+    before, after = map(int, proc.stdout.split())
+    assert after == before

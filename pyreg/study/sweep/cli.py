@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     for axis in AXES:
         s.add_argument("--" + axis.replace("_", "-"), dest=axis, default=None, metavar="V1,V2,...",
                        help=f"values of {axis} (comma-separated)")  # fmt: skip
-    s.add_argument("--seeds", type=_workers, default=None, help="seeds per cell (default 3)")
+    s.add_argument("--seeds", type=_workers, default=None, help="seeds per cell (default 5)")
     s.add_argument("--validation-size", type=_workers, default=None,
                    help="images held out from the training set to choose on (default 10000)")  # fmt: skip
     s.add_argument("--out", default="pyreg-sweep", help="the sweep's folder (default pyreg-sweep/)")

@@ -2,7 +2,7 @@
 alone (flushed and fsynced), so a crash loses only the trials in flight.
 
 ``DIR/sweep.json`` records the training semantics the store was made with; a sweep with other
-semantics refuses the folder instead of mixing results. ``DIR/.lock`` keeps a second driver out.
+semantics refuses the folder instead of mixing results. ``DIR/.pyreg-sweep.lock`` keeps a second driver out.
 A last line cut short by a killed driver is detected, reported and cut off before the next append.
 """
 
@@ -18,6 +18,9 @@ from ..._io import write_atomic
 __all__ = ["TrialStore"]
 
 _META_FORMAT = "pyreg-sweep-v1"
+LOCK_NAME = (
+    ".pyreg-sweep.lock"  # held by the driver while it runs; left in place (removing it would race)
+)
 
 
 class TrialStore:
@@ -72,7 +75,7 @@ class TrialStore:
             import fcntl
         except ImportError:  # not POSIX: no lock
             return self
-        self._lock = open(self.dir / ".lock", "w")
+        self._lock = open(self.dir / LOCK_NAME, "w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
