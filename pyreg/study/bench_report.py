@@ -147,11 +147,16 @@ def _chart(summary: dict[str, list[dict]], path: Path) -> int:
 README_GROUPS = ("epoch", "predict", "sweep")
 
 
-def readme_table(done: dict, source) -> str:
+def readme_table(done: dict, source, readme=None) -> str:
     """The README's benchmark block: the end-to-end groups' medians and speed-ups (the kernels'
-    rows are in the full report.md beside the record)."""
-    record = Path(done["out"]) / "bench.json"
-    lines = [f"The end-to-end rows of `{record.as_posix()}` (every kernel: `{(Path(done['out']) / 'report.md').as_posix()}`), "
+    rows are in the full report.md beside the record); paths relative to the README's folder."""
+    import os
+
+    out = Path(
+        os.path.relpath(done["out"], Path(readme).resolve().parent if readme else Path.cwd())
+    )
+    record, report = (out / "bench.json").as_posix(), (out / "report.md").as_posix()
+    lines = [f"The end-to-end rows of [`{record}`]({record}) (every kernel: [`{report}`]({report})), "
              f"rendered by `pyreg bench-report`:", "",
              "| group | impl | median | speed-up vs Keras | vs NumPy |", "|---|---|---|---|---|"]  # fmt: skip
 

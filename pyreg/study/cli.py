@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             done = make_report(args.results, args.out)
             print(f"{done['groups']} groups; speedup.png and report.md written to {done['out']}/")
             if args.readme:
-                replace_block(args.readme, "bench", readme_table(done, args.results))
+                replace_block(args.readme, "bench", readme_table(done, args.results, args.readme))
                 print(f"bench block of {args.readme} updated")
     except KeyboardInterrupt:
         kept = (f"; finished trials are kept in {args.out}/ (run the same command to resume)"
