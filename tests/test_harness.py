@@ -97,6 +97,10 @@ def test_compare_quick_without_keras(tmp_path):
     assert "| model" in proc.stdout
     assert "written to" in proc.stdout
     check_outputs(out, ["l2", "none", "both"], ["pyreg"], epochs=2, seeds=1)
+    # one seed: no "± 0.00" as if there were no seed-to-seed noise, and a word on how large it is
+    assert "±" not in proc.stdout
+    assert "varies across seeds by about 0.08-0.37 pp" in proc.stdout
+    assert "varies across seeds" in (out / "report.md").read_text()
 
 
 @pytest.mark.keras
