@@ -22,7 +22,8 @@ Every line is a dict::
     wall_s    seconds the trial took in its worker (data already loaded)
     threads   threads the trial trained with
     host, pid the worker that ran it
-    pyreg     pyreg's version; "isa": the kernels it ran
+    pyreg     pyreg's version; "isa": the kernels a pyreg trial ran; "keras": Keras' version for a
+              Keras trial
     finished  ISO 8601 UTC time the driver received it
 
 A *cell* is a config without its seed; its seeds give the spread.

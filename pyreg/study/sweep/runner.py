@@ -16,7 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engines import open_engine
+from .engines import cores, open_engine
 from .spec import SweepSpec
 from .store import TrialStore
 from .trial import TRIAL_SEMANTICS, run_trial, trial_id
@@ -148,6 +148,9 @@ def run_sweep(spec: SweepSpec | dict | None = None, out="pyreg-sweep", *, engine
             with open_engine(engine, workers=workers, threads_per_trial=threads_per_trial,
                              scheduler=scheduler, timeout=timeout, preload=preload) as eng:  # fmt: skip
                 say(f"running on {eng.description}")
+                if engine != "dask" and eng.slots * threads_per_trial > cores():
+                    say(f"note: {eng.slots} trials at once x {threads_per_trial} thread(s) each is more "
+                        f"than this machine's {cores()} cores; trials will slow each other down")  # fmt: skip
                 ran = _drive(eng, todo, semantics, threads_per_trial, store, progress, say)
         records = [r for r in (store.load().get(i) for i in ids) if r is not None]
     result = SweepResult(records, Path(out), ran)

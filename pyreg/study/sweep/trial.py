@@ -18,6 +18,9 @@ import warnings
 
 import numpy as np
 
+from ... import __version__
+from ..._build import build_info
+from ...callbacks import Callback
 from ..definition import ModelSpec, build_keras, build_pyreg
 from .data import dataset_digest, split
 
@@ -47,7 +50,7 @@ def run_trial(trial: str, config: dict, semantics: dict, threads: int) -> dict:
     """Trains one trial and returns its record (without ``finished``, which the driver stamps)."""
     record = {"id": trial, "config": config, "status": "ok", "reason": None, "history": {},
               "metrics": None, "wall_s": 0.0, "threads": threads, "host": socket.gethostname(),
-              "pid": os.getpid()}  # fmt: skip
+              "pid": os.getpid(), "pyreg": __version__}  # fmt: skip
     t0 = time.perf_counter()
     try:
         data = split(config["dataset"], semantics["validation_size"])
@@ -61,9 +64,6 @@ def run_trial(trial: str, config: dict, semantics: dict, threads: int) -> dict:
 
 
 def _train_pyreg(record: dict, config: dict, data, threads: int) -> None:
-    import pyreg
-    from pyreg.callbacks import Callback
-
     x, y = data.train(config["train_size"])
     model = build_pyreg(_model_spec(config), config["seed"], input_shape=(x.shape[1],))
     batch = config["batch_size"]
@@ -80,7 +80,7 @@ def _train_pyreg(record: dict, config: dict, data, threads: int) -> None:
         history = model.fit(x, y, epochs=config["epochs"], batch_size=batch, verbose=0, threads=threads,
                             validation_data=(data.x_val, data.y_val), callbacks=[_TrainEval()]).history  # fmt: skip
     record["history"] = {k: _finite(v) for k, v in {**history, **train_eval}.items()}
-    record["pyreg"], record["isa"] = pyreg.__version__, pyreg.build_info()["isa_active"]
+    record["isa"] = build_info()["isa_active"]
     nonfinite = [str(w.message) for w in caught if "invalid loss" in str(w.message)]
     if nonfinite or not all(math.isfinite(v) for v in history["loss"]):
         record["status"] = "diverged"
@@ -118,7 +118,7 @@ def _train_keras(record: dict, config: dict, data, threads: int) -> None:
                         validation_data=(data.x_val, data.y_val), callbacks=[_TrainEval()]).history  # fmt: skip
     history = {k: [float(v) for v in vals] for k, vals in history.items()}
     record["history"] = {k: _finite(v) for k, v in {**history, **train_eval}.items()}
-    record["pyreg"], record["isa"] = None, f"keras {keras.__version__}"
+    record["keras"] = keras.__version__
     if not all(math.isfinite(v) for v in history["loss"]):
         record["status"], record["reason"] = "diverged", "the loss became NaN or Inf"
         return
