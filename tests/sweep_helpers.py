@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import OUTSIDE
+import pytest
+from conftest import IN_CI, OUTSIDE
 
 # 2 x 2 cells x 2 seeds = 8 trials of 2 epochs on 400 images (validation 500)
 SMALL = {"l2": [0.0, 0.001], "dropout": [0.0, 0.5], "units": [32], "epochs": [2],
@@ -38,3 +39,14 @@ def pyreg_cli(*args, timeout=300, **kw):
 def start_cli(*args, **kw) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pyreg", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=OUTSIDE, **kw)  # fmt: skip
+
+
+def require_dask():
+    """Dask distributed for a test: in CI (CI=true) its absence fails the test, elsewhere skips it."""
+    try:
+        import distributed
+    except ImportError as e:
+        if IN_CI:
+            pytest.fail(f"Dask distributed is required in CI (the test extra installs it): {e}")
+        pytest.skip(f"Dask distributed not installed ({e}); pip install 'pyreg[dask]'")
+    return distributed

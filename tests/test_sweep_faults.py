@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from sweep_helpers import read_lines, results, start_cli
+from sweep_helpers import read_lines, require_dask, results, start_cli
 
 from pyreg.study.sweep import run_sweep
 
@@ -90,14 +90,14 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(reference, tmp_path):
 
 @pytest.fixture(scope="module")
 def dask_cluster():
-    distributed = pytest.importorskip("distributed")
+    distributed = require_dask()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None, silence_logs=40) as cluster:  # fmt: skip
         yield cluster
 
 
 def test_dask_local_cluster_gives_the_pools_results(reference, tmp_path):
-    pytest.importorskip("distributed")
+    require_dask()
     run = run_sweep(LONGER, tmp_path, engine="dask", workers=2, report=False, **QUIET)
     assert run.ran == 12
     assert results(run.records) == results(reference.records)

@@ -37,6 +37,7 @@ def run_main(capsys, *args):
         (["--epochs", "0"], "--epochs: expected positive integers; got 0"),
         (["--batch-size", "-32"], "--batch-size: expected positive integers; got -32"),
         (["--units", "1.5"], "--units: expected positive integers; got '1.5'"),
+        (["--units", "64,0"], "--units: expected positive integers; got 0"),
         (["--train-size", "0"], "--train-size: expected positive integers; got 0"),
         (
             ["--train-size", "55000"],
