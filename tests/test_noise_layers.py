@@ -480,3 +480,25 @@ def test_training_reaches_keras_accuracy(keras_mod, name, param, act):
         theirs.append(k.evaluate(xt, yt, verbose=0)[1])
     spread = max(np.std(ours), np.std(theirs), 0.005)
     assert abs(np.mean(ours) - np.mean(theirs)) < 3 * spread + 0.01, (ours, theirs)
+
+
+@pytest.mark.keras
+def test_interop_round_trip(keras_mod):
+    from pyreg import interop
+
+    stack = [layers.Input((6,)), layers.GaussianNoise(0.1, name="gn"), layers.Dense(8, activation="relu"),
+             layers.GaussianDropout(0.2, name="gd"), layers.Dense(8), layers.AlphaDropout(0.3, name="ad"),
+             layers.Dense(3, activation="softmax")]  # fmt: skip
+    m = models.Sequential(stack)
+    k = interop.to_keras(m)
+    kinds = {lay.name: (type(lay).__name__, lay.get_config()) for lay in k.layers}
+    assert kinds["gn"][0] == "GaussianNoise"
+    assert kinds["gn"][1]["stddev"] == 0.1
+    assert kinds["gd"][0] == "GaussianDropout"
+    assert kinds["gd"][1]["rate"] == 0.2
+    assert kinds["ad"][0] == "AlphaDropout"
+    assert kinds["ad"][1]["rate"] == 0.3
+    back = interop.from_keras(k)
+    assert [type(lay).__name__ for lay in back.layers] == [type(lay).__name__ for lay in m.layers]
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x, verbose=0), m.predict(x, verbose=0))
