@@ -12,6 +12,10 @@
 namespace py = pybind11;
 using namespace pyreg;
 
+namespace pyreg::bind {
+void bind_noise(py::module_& mod);  // bind_noise.cpp: the noise layers' transform
+}
+
 PYBIND11_MODULE(_core, mod) {
     mod.doc() = "pyreg's compiled kernels and native MLP trainer (float32, C-contiguous, row-major).";
 
@@ -45,4 +49,5 @@ PYBIND11_MODULE(_core, mod) {
 
     bind::bind_kernels(mod);
     bind::bind_trainer(mod);
+    bind::bind_noise(mod);
 }

@@ -26,10 +26,12 @@ namespace bind {
 
 namespace {
 
-MlpSpec spec_from(size_t input_dim, double input_dropout, const py::list& layers) {
+MlpSpec spec_from(size_t input_dim, double input_dropout, const py::list& layers, const std::string& input_noise,
+                  double input_noise_param) {
     MlpSpec s;
     s.input_dim = input_dim;
     s.input_dropout = input_dropout;
+    s.input_noise = {noise_kind_from_name(input_noise), input_noise_param};
     for (const py::handle& h : layers) {
         const py::dict d = h.cast<py::dict>();
         LayerSpec L;
@@ -41,6 +43,9 @@ MlpSpec spec_from(size_t input_dim, double input_dropout, const py::list& layers
         L.bias_l1 = d.contains("bias_l1") ? d["bias_l1"].cast<float>() : 0.0f;
         L.bias_l2 = d.contains("bias_l2") ? d["bias_l2"].cast<float>() : 0.0f;
         L.dropout = d.contains("dropout") ? d["dropout"].cast<double>() : 0.0;
+        if (d.contains("noise"))  // a noise layer on this layer's output (cpp/noise.h)
+            L.noise = {noise_kind_from_name(d["noise"].cast<std::string>()),
+                       d.contains("noise_param") ? d["noise_param"].cast<double>() : 0.0};
         s.layers.push_back(L);
     }
     return s;
@@ -178,10 +183,12 @@ farr view_of(float* data, size_t n, py::handle owner) {
 
 void bind_trainer(py::module_& mod) {
     py::class_<Mlp>(mod, "Mlp", "Native MLP: parameter arena, optimizer state and the epoch loop.")
-        .def(py::init([](size_t input_dim, const py::list& layers, double input_dropout, uint64_t seed) {
-                 return new Mlp(spec_from(input_dim, input_dropout, layers), seed);
+        .def(py::init([](size_t input_dim, const py::list& layers, double input_dropout, uint64_t seed,
+                         const std::string& input_noise, double input_noise_param) {
+                 return new Mlp(spec_from(input_dim, input_dropout, layers, input_noise, input_noise_param), seed);
              }),
-             py::arg("input_dim"), py::arg("layers"), py::arg("input_dropout") = 0.0, py::arg("seed") = 0)
+             py::arg("input_dim"), py::arg("layers"), py::arg("input_dropout") = 0.0, py::arg("seed") = 0,
+             py::arg("input_noise") = "", py::arg("input_noise_param") = 0.0)
         .def_property_readonly("num_params", &Mlp::num_params)
         .def_property_readonly("arena_size", &Mlp::arena_size)
         .def_property("seed", &Mlp::seed, &Mlp::set_seed)

@@ -10,6 +10,7 @@
 #include "dropout.h"
 #include "fpenv.h"
 #include "loss.h"
+#include "noise.h"
 #include "parallel.h"
 #include "sweep.h"
 
@@ -24,6 +25,9 @@ bool needs_pre_dropout_copy(const LayerSpec& l) {
     return l.dropout > 0.0 && (l.act == Act::sigmoid || l.act == Act::tanh);
 }
 
+// a noise layer moves its input anywhere: every activation but linear needs its input for act'.
+bool needs_pre_noise_copy(const LayerSpec& l) { return l.noise.active() && l.act != Act::linear; }
+
 }  // namespace
 
 Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
@@ -31,11 +35,17 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
     PYREG_CHECK(!spec.layers.empty(), "a model needs at least one Dense layer");
     PYREG_CHECK(spec.input_dropout >= 0.0 && spec.input_dropout < 1.0,
                 "dropout rate must be in [0, 1); got " << spec.input_dropout);
+    check_noise(spec.input_noise);
+    PYREG_CHECK(!(spec.input_noise.active() && spec.input_dropout > 0.0),
+                "a noise layer and a dropout on the same input are not supported");
     size_t off = 0;
     for (size_t l = 0; l < spec.layers.size(); ++l) {
         const LayerSpec& L = spec.layers[l];
         PYREG_CHECK(L.units > 0, "units of layer " << l << " must be positive; got " << L.units);
         PYREG_CHECK(L.dropout >= 0.0 && L.dropout < 1.0, "dropout rate must be in [0, 1); got " << L.dropout);
+        check_noise(L.noise);
+        PYREG_CHECK(!(L.noise.active() && L.dropout > 0.0),
+                    "a noise layer and a dropout on the same layer's output are not supported (layer " << l << ")");
         PYREG_CHECK(L.act != Act::softmax || l + 1 == spec.layers.size(),
                     "softmax is supported only as the last layer's activation (layer " << l << ")");
         PYREG_CHECK(L.kernel_l1 >= 0 && L.kernel_l2 >= 0 && L.bias_l1 >= 0 && L.bias_l2 >= 0,
@@ -110,6 +120,13 @@ void Mlp::set_optimizer(const OptimizerConfig& cfg) {
     vhat_.assign(adam && cfg.amsgrad ? arena_size_ : 0, 0.0f);
 }
 
+bool Mlp::has_noise() const {
+    if (spec_.input_noise.active()) return true;
+    for (const LayerSpec& L : spec_.layers)
+        if (L.noise.active()) return true;
+    return false;
+}
+
 double Mlp::penalty() const { return pyreg::penalty(segments_, params_.data()); }
 
 bool Mlp::choose_sparse(const float* x, size_t N, size_t IN, SparseMode mode) {
@@ -132,6 +149,7 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
     w.pre.resize(L);
     w.grad.resize(L);
     w.mask.resize(L);
+    w.noise.resize(L);
     w.wt.resize(L);
     w.act_rows.resize(L);
     w.grad_rows.resize(L);
@@ -146,11 +164,12 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
         w.grad_rows[l].resize(rows);
         for (size_t r = 0; r < rows; ++r) w.grad_rows[l][r] = w.grad[l].data() + r * out;
         if (S.dropout > 0.0) w.mask[l].assign(rows * out, 0);
-        if (needs_pre_dropout_copy(S)) w.pre[l].assign(rows * out, 0.0f);
+        if (needs_pre_dropout_copy(S) || needs_pre_noise_copy(S)) w.pre[l].assign(rows * out, 0.0f);
+        if (S.noise.active()) w.noise[l].assign(rows * out, 0.0f);
         if (l > 0) w.wt[l].assign(out * in_dim(l), 0.0f);
     }
     w.x_rows.assign(rows, nullptr);
-    if (training && spec_.input_dropout > 0.0) {
+    if (training && input_transformed()) {
         w.xin.assign(rows * IN, 0.0f);
         w.xin_mask.assign(rows * IN, 0);
         w.xin_rows.resize(rows);
@@ -181,11 +200,14 @@ void Mlp::ensure_workspace(std::unique_ptr<Workspace>& ws, size_t rows, bool tra
 void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse, Fusion fusion) {
     const size_t L = spec_.layers.size(), IN = spec_.input_dim;
     const float* const* in_rows = ws.x_rows.data();
-    if (training && spec_.input_dropout > 0.0) {
+    if (training && input_transformed()) {
         const Range c = owned_cols(IN);
         for (size_t b = 0; b < rows; ++b)
             std::memcpy(ws.xin.data() + b * IN + c.begin, ws.x_rows[b] + c.begin, (c.end - c.begin) * sizeof(float));
-        dropout_forward(ws.xin.data(), ws.xin_mask.data(), rows, IN, spec_.input_dropout, seed_, 0, dropout_step_);
+        if (spec_.input_dropout > 0.0)
+            dropout_forward(ws.xin.data(), ws.xin_mask.data(), rows, IN, spec_.input_dropout, seed_, 0, dropout_step_);
+        else  // the input needs no gradient: no factor kept
+            noise_forward(ws.xin.data(), nullptr, rows, IN, spec_.input_noise, seed_, 0, dropout_step_);
         in_rows = ws.xin_rows.data();
         team_barrier();
     }
@@ -215,6 +237,15 @@ void Mlp::forward(Workspace& ws, size_t rows, bool training, bool sparse, Fusion
             }
             dropout_forward(y, ws.mask[l].data(), rows, S.units, S.dropout, seed_, (uint32_t)(l + 1), dropout_step_);
         }
+        if (training && S.noise.active()) {
+            if (needs_pre_noise_copy(S)) {
+                const Range c = owned_cols(S.units);
+                for (size_t b = 0; b < rows; ++b)
+                    std::memcpy(ws.pre[l].data() + b * S.units + c.begin, y + b * S.units + c.begin,
+                                (c.end - c.begin) * sizeof(float));
+            }
+            noise_forward(y, ws.noise[l].data(), rows, S.units, S.noise, seed_, (uint32_t)(l + 1), dropout_step_);
+        }
         team_barrier();  // the next layer reads every column
         // the next batch's bitmaps for the sweep, part 1 of 3 (see scan_next_rows)
         if (l == 0 && L > 1 && fusion.next_rows > 0) scan_next_rows(ws, fusion.next_rows, 0);
@@ -243,7 +274,7 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion) {
         float* db = S.use_bias ? g + bias_off_[l] : nullptr;
         const float* const* in_rows =
             l > 0 ? ws.act_rows[l - 1].data()
-                  : (spec_.input_dropout > 0.0 ? ws.xin_rows.data() : ws.x_rows.data());
+                  : (input_transformed() ? ws.xin_rows.data() : ws.x_rows.data());
         // the first write of each gradient overwrites it: no per-step memset of the arena.
         if (l == 0 && sparse)
             dense_backward_params_sparse(dw, db, dz, ws.sparse(), in_rows, rows, false);
@@ -254,6 +285,23 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion) {
             break;
         }
         const LayerSpec& P = spec_.layers[l - 1];
+        if (P.noise.active()) {
+            // keras' order: the incoming gradient times the noise's factor, then act' of the noise's input
+            dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, false,
+                                 nullptr, nullptr, 1.0f, Act::linear);
+            float* dx = ws.grad[l - 1].data();
+            noise_backward(dx, ws.noise[l - 1].data(), rows, P.units, P.noise.kind);
+            if (P.act != Act::linear) {
+                const Range c = owned_cols(P.units);
+                if (c.end > c.begin && rows > 0)
+                    kernels().act_backward(rows, c.begin, c.end, P.units, dx, dx, ws.pre[l - 1].data(), nullptr, 1.0f,
+                                           P.act);
+            }
+            if (l == 1 && next_rows > 0) scan_next_rows(ws, next_rows, 2);
+            team_barrier();
+            mark(Phase::backward, l);
+            continue;
+        }
         const float* y_in = needs_pre_dropout_copy(P) ? ws.pre[l - 1].data() : ws.act[l - 1].data();
         const uint8_t* mask_in = P.dropout > 0.0 ? ws.mask[l - 1].data() : nullptr;
         dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, false,

@@ -20,6 +20,7 @@
 
 #include "common.h"
 #include "dense.h"
+#include "noise.h"
 #include "optim.h"
 #include "simd.h"
 
@@ -31,11 +32,13 @@ struct LayerSpec {
     bool use_bias = true;
     float kernel_l1 = 0.0f, kernel_l2 = 0.0f, bias_l1 = 0.0f, bias_l2 = 0.0f;
     double dropout = 0.0;  // rate of a dropout applied to this layer's output in training; 0 = none
+    NoiseSpec noise;       // a noise layer on this layer's output in training (noise.h); not with dropout
 };
 
 struct MlpSpec {
     size_t input_dim = 0;
     double input_dropout = 0.0;  // dropout applied to the input in training
+    NoiseSpec input_noise;       // a noise layer on the input in training (noise.h); not with input_dropout
     std::vector<LayerSpec> layers;
 };
 
@@ -179,6 +182,10 @@ class Mlp {
     static constexpr int kScanParts = 3;
     void scan_next_rows(Workspace& ws, size_t rows, int part);
     bool can_sweep(bool sparse) const;
+    // training transforms the input (dropout or noise): it is copied into the workspace's xin.
+    bool input_transformed() const { return spec_.input_dropout > 0.0 || spec_.input_noise.active(); }
+    // some layer has noise: the general step (the fused sweep does not apply noise).
+    bool has_noise() const;
     bool narrow_top() const;
     // the rows of a step's batch, of the next one (scanned, and with the sweep half computed, one step
     // ahead; 0 without lookahead or at the end) and of the one after (prefetched).

@@ -19,9 +19,11 @@ struct Mlp::Workspace {
     size_t capacity = 0;  // rows
     bool training = false;
     std::vector<aligned_vector<float>> act;    // per layer (rows, OUT_l): output, after dropout in training
-    std::vector<aligned_vector<float>> pre;    // per layer (rows, OUT_l): output before dropout (sigmoid/tanh only)
+    std::vector<aligned_vector<float>> pre;    // per layer (rows, OUT_l): output before dropout (sigmoid/tanh
+                                               // only) or noise (any activation but linear)
     std::vector<aligned_vector<float>> grad;   // per layer (rows, OUT_l): d loss / d pre-activation
     std::vector<aligned_vector<uint8_t>> mask; // per layer (rows, OUT_l): dropout keep-mask
+    std::vector<aligned_vector<float>> noise;  // per layer (rows, OUT_l): a noise layer's d out / d in (noise.h)
     std::vector<aligned_vector<float>> wt;     // per layer (OUT_l, IN_l): kernel transpose, l >= 1
     std::vector<std::vector<const float*>> act_rows, grad_rows;  // per layer (rows) row pointers
     std::vector<const float*> x_rows;      // (rows) the input batch, pointing into the data set

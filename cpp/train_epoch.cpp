@@ -149,7 +149,7 @@ void Mlp::narrow_top_step(Workspace& ws, const StepRows& step, int team, const O
 bool Mlp::can_sweep(bool sparse) const {
     const Act a0 = spec_.layers[0].act;
     const bool linear_or_relu = a0 == Act::relu || a0 == Act::linear || (a0 == Act::softmax && spec_.layers.size() == 1);
-    return sparse && spec_.input_dropout == 0.0 && linear_or_relu;
+    return sparse && spec_.input_dropout == 0.0 && linear_or_relu && !has_noise();
 }
 
 EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, const TrainOptions& opt,
@@ -162,14 +162,17 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, const T
     ensure_workspace(train_ws_, B, true, T);
     Workspace& ws = *train_ws_;
     epoch_order(perm_, N, opt.shuffle, seed_, opt.epoch);
-    const bool sparse = choose_sparse(x, N, IN, opt.sparse);
+    // noise on the input other than GaussianDropout makes its zeros non-zero: the dense path
+    const NoiseKind in_noise = spec_.input_noise.active() ? spec_.input_noise.kind : NoiseKind::none;
+    const bool sparse = choose_sparse(x, N, IN, opt.sparse) &&
+                        (in_noise == NoiseKind::none || in_noise == NoiseKind::gaussian_dropout);
     EpochResult res;
     res.used_sparse = sparse;
     // fit's NaN/Inf check of x, when left to the trainer: the sparse path scans every row of x as it is
     // before training on it, so its scans check for free (a separate pass over x would cost a
     // noticeable part of an epoch), and a failed epoch puts the saved state back. other paths check
     // up front.
-    const bool check_in_scans = opt.check_input && sparse && spec_.input_dropout == 0.0;
+    const bool check_in_scans = opt.check_input && sparse && !input_transformed();
     if (opt.check_input && !check_in_scans && first_nonfinite(x, N * IN, nullptr, T) >= 0) {
         res.bad_input = true;
         return res;

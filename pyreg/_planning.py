@@ -1,15 +1,23 @@
 """Layer planning: a Sequential's layer stack as the spec of one native ``_core.Mlp``.
 
 The native trainer knows only a chain of Dense layers with an input dropout, a dropout after each
-layer and L1/L2 penalties. Planning folds Flatten, Dropout and Activation layers into that chain,
-and refuses, with a message naming the layer, any stack the chain cannot represent.
+layer and L1/L2 penalties, and a noise layer on the input or after a layer. Planning folds Flatten,
+Dropout, Activation and the noise layers into that chain, and refuses, with a message naming the
+layer, any stack the chain cannot represent.
 """
 
 from __future__ import annotations
 
 from . import layers as layers_mod
 
-__all__ = ["check_complete", "check_output_for_loss", "combine_rates", "dense_spec", "plan"]
+__all__ = [
+    "check_complete",
+    "check_output_for_loss",
+    "combine_rates",
+    "dense_spec",
+    "input_noise",
+    "plan",
+]
 
 
 def combine_rates(r1: float, r2: float) -> float:
@@ -32,6 +40,34 @@ def dense_spec(layer: layers_mod.Dense) -> dict:
     }
 
 
+def _fold_noise(layer, site: dict, where: str) -> None:
+    """Puts the noise layer on `site` (a dense spec, or the input's dict): one transform per site."""
+    if layer.noise_param == 0.0:
+        return  # the identity, also in training (as keras)
+    if site.get("noise"):
+        raise NotImplementedError(
+            f"noise layer {layer.name!r}: pyreg supports one noise layer on {where}, not two in a row"
+        )
+    if site.get("dropout", 0.0) > 0.0:
+        raise NotImplementedError(
+            f"noise layer {layer.name!r}: a Dropout and a noise layer on {where} are not supported together"
+        )
+    site["noise"], site["noise_param"] = layer.noise_kind, float(layer.noise_param)
+
+
+def input_noise(layers) -> dict:
+    """The ``_core.Mlp`` keywords for a noise layer on the input (before the first Dense): {} if none."""
+    site: dict = {}
+    for layer in layers:
+        if isinstance(layer, layers_mod.Dense):
+            break
+        if isinstance(layer, layers_mod._NoiseLayer):
+            _fold_noise(layer, site, "the input")
+    if not site:
+        return {}
+    return {"input_noise": site["noise"], "input_noise_param": site["noise_param"]}
+
+
 def plan(layers, sample_shape):
     """The native spec of the layer stack: (input_dropout, [dense spec dicts], [Dense layers]).
 
@@ -42,13 +78,27 @@ def plan(layers, sample_shape):
     denses: list[layers_mod.Dense] = []
     flattened = sample_shape is None or len(sample_shape) == 1
     last_was_dense = False
+    input_site: dict = {"dropout": 0.0}  # the input's dropout and noise (see input_noise)
     for layer in layers:
         if isinstance(layer, layers_mod.Flatten):
             flattened = True
             last_was_dense = False
+        elif isinstance(layer, layers_mod._NoiseLayer):
+            if specs:
+                _fold_noise(layer, specs[-1], f"the output of Dense layer {denses[-1].name!r}")
+            else:
+                _fold_noise(layer, input_site, "the input")
+            last_was_dense = False
         elif isinstance(layer, layers_mod.Dropout):
+            site = specs[-1] if specs else input_site
+            if layer.rate > 0.0 and site.get("noise"):
+                raise NotImplementedError(
+                    f"Dropout layer {layer.name!r}: a Dropout and a noise layer on the same layer's output "
+                    "(or on the input) are not supported together"
+                )
             if not specs:
                 input_dropout = combine_rates(input_dropout, layer.rate)
+                input_site["dropout"] = input_dropout
             else:
                 specs[-1]["dropout"] = combine_rates(specs[-1]["dropout"], layer.rate)
             last_was_dense = False
@@ -88,6 +138,10 @@ def check_complete(layers, sample_shape) -> None:
     if specs[-1]["dropout"] > 0:
         raise NotImplementedError(
             "Dropout after the output layer is not supported (it would drop output probabilities)"
+        )
+    if specs[-1].get("noise"):
+        raise NotImplementedError(
+            "a noise layer after the output layer is not supported (it would perturb output probabilities)"
         )
 
 

@@ -57,6 +57,14 @@ def _convert_layer(kl, keras):
         if getattr(kl, "noise_shape", None) is not None:
             raise ValueError(f"{what}: noise_shape is not supported by pyreg")
         return layers.Dropout(float(kl.rate), name=kl.name)
+    if isinstance(kl, keras.layers.GaussianNoise):
+        return layers.GaussianNoise(float(kl.stddev), name=kl.name)
+    if isinstance(kl, keras.layers.GaussianDropout):
+        return layers.GaussianDropout(float(kl.rate), name=kl.name)
+    if isinstance(kl, keras.layers.AlphaDropout):
+        if getattr(kl, "noise_shape", None) is not None:
+            raise ValueError(f"{what}: noise_shape is not supported by pyreg")
+        return layers.AlphaDropout(float(kl.rate), name=kl.name)
     if isinstance(kl, keras.layers.Activation):
         return layers.Activation(_activation_name(kl.activation, what), name=kl.name)
     if type(kl) is keras.layers.Dense:
@@ -74,7 +82,8 @@ def _convert_layer(kl, keras):
             name=kl.name,
         )
     raise ValueError(
-        f"cannot convert {what}: pyreg represents only InputLayer, Flatten, Dense, Dropout and Activation layers"
+        f"cannot convert {what}: pyreg represents only InputLayer, Flatten, Dense, Dropout, "
+        "Activation, GaussianNoise, GaussianDropout and AlphaDropout layers"
     )
 
 
@@ -165,6 +174,12 @@ def to_keras(model: Sequential):
             klayers.append(keras.layers.Dropout(lay.rate, name=lay.name))
         elif isinstance(lay, layers.Activation):
             klayers.append(keras.layers.Activation(lay.activation, name=lay.name))
+        elif isinstance(lay, layers.GaussianNoise):
+            klayers.append(keras.layers.GaussianNoise(lay.stddev, name=lay.name))
+        elif isinstance(lay, layers.GaussianDropout):
+            klayers.append(keras.layers.GaussianDropout(lay.rate, name=lay.name))
+        elif isinstance(lay, layers.AlphaDropout):
+            klayers.append(keras.layers.AlphaDropout(lay.rate, name=lay.name))
         elif isinstance(lay, layers.Dense):
 
             def reg(r):

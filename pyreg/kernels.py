@@ -34,6 +34,7 @@ __all__ = [
     "dense_forward",
     "dropout_backward",
     "dropout_forward",
+    "noise_forward",
     "sgd_update",
     "softmax_cross_entropy",
     "softmax_cross_entropy_backward",
@@ -233,6 +234,48 @@ def dropout_backward(dy, mask, rate, *, threads=None) -> np.ndarray:
     dx = np.empty_like(dy)
     _core.dropout_backward(dx, dy, m, rate, resolve_threads(threads))
     return dx
+
+
+# -------------------------------------------------------------------------------------------------
+# noise layers
+
+_NOISE_KINDS = ("gaussian_noise", "gaussian_dropout", "alpha_dropout")
+
+
+def noise_forward(x, kind, param, *, seed, step=0, site=0, training=True, threads=None):
+    """A noise layer's transform as the trainer applies it (``pyreg.layers.GaussianNoise``,
+    ``GaussianDropout``, ``AlphaDropout``), keyed by (seed, site, step, element).
+
+    ``site`` is where the trainer applies it: 0 on the input, ``l + 1`` after Dense layer ``l``;
+    ``step`` the model's step counter (``Mlp.dropout_step``). The same key always gives the same
+    noise, for any thread count.
+
+    Args:
+        kind: ``"gaussian_noise"`` (param: stddev >= 0), ``"gaussian_dropout"`` or
+            ``"alpha_dropout"`` (param: rate in [0, 1)).
+
+    Returns:
+        (y, factor): y (B, OUT) float32 and factor (B, OUT) float32, ``d y / d x`` per element (the
+        backward multiplies the incoming gradient by it); at inference y is a copy of x and factor ones.
+    """
+    x = _input(x, "x", 2)
+    if kind not in _NOISE_KINDS:
+        raise ValueError(
+            f"kind must be one of {', '.join(map(repr, _NOISE_KINDS))}; got {describe(kind)}"
+        )
+    if kind == "gaussian_noise":
+        param = check_nonneg_float(param, "stddev")
+    else:
+        param = check_fraction(param, "rate")
+    for name, value, limit in (("seed", seed, 2**64), ("step", step, 2**64), ("site", site, 2**32)):
+        value = check_int(value, name, minimum=0)
+        if value >= limit:
+            raise ValueError(f"{name} must be < {limit}; got {value}")
+    if not check_bool(training, "training"):
+        return x.copy(), np.ones(x.shape, np.float32)
+    return _core.noise_apply(
+        x, kind, param, int(seed), int(site), int(step), resolve_threads(threads)
+    )
 
 
 # -------------------------------------------------------------------------------------------------

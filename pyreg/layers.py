@@ -1,4 +1,5 @@
-"""Layers, as in ``keras.layers``: Input, InputLayer, Flatten, Dense, Dropout, Activation.
+"""Layers, as in ``keras.layers``: Input, InputLayer, Flatten, Dense, Dropout, Activation and the noise
+layers GaussianNoise, GaussianDropout, AlphaDropout.
 
 Layers describe the model; the weights live in the native model's parameter arena once the
 ``Sequential`` is built, and ``layer.kernel`` / ``layer.bias`` are :class:`Variable` views onto them.
@@ -12,9 +13,21 @@ from collections import defaultdict
 import numpy as np
 
 from . import activations, initializers, regularizers
-from ._checks import check_bool, check_fraction, check_int, describe
+from ._checks import check_bool, check_fraction, check_int, check_nonneg_float, describe
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "Layer", "Variable"]
+__all__ = [
+    "Activation",
+    "AlphaDropout",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "Variable",
+]
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 
@@ -299,3 +312,118 @@ class Activation(Layer):
 
     def get_config(self) -> dict:
         return {"name": self.name, "activation": self.activation}
+
+
+# -------------------------------------------------------------------------------------------------
+# noise layers (keras/src/layers/regularization/): active in training only, planned as the output
+# transform of the Dense layer before them (or of the input), drawn natively (cpp/noise.h).
+
+
+class _NoiseLayer(Layer):
+    """Base of the noise layers: ``noise_kind`` names the native transform, ``noise_param`` its
+    stddev or rate (0: the identity, also in training)."""
+
+    noise_kind = ""
+
+    @property
+    def noise_param(self) -> float:
+        raise NotImplementedError
+
+
+def _noise_rate(rate) -> float:
+    # keras accepts rate=1 and then fails with ZeroDivisionError at the first training call
+    return check_fraction(rate, "rate")
+
+
+def _noise_seed(seed):
+    return check_int(seed, "seed", minimum=0, allow_none=True)
+
+
+class GaussianNoise(_NoiseLayer):
+    """Additive zero-centred Gaussian noise in training: ``x + N(0, stddev)``; identity at inference
+    (evaluate, predict, validation).
+
+    Args:
+        stddev: the noise's standard deviation, in [0, 1] as Keras requires.
+        seed: accepted for Keras compatibility; the noise follows the model's seed
+            (pyreg.utils.set_random_seed) through pyreg's own counter-based streams, so it agrees with
+            Keras in distribution, not bitwise.
+    """
+
+    _base_name = "gaussian_noise"
+    noise_kind = "gaussian_noise"
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        stddev = check_nonneg_float(stddev, "stddev")
+        if stddev > 1.0:
+            raise ValueError(
+                f"stddev must be in [0, 1] (as keras.layers.GaussianNoise); got {stddev}"
+            )
+        self.stddev = stddev
+        self.seed = _noise_seed(seed)
+
+    @property
+    def noise_param(self) -> float:
+        return self.stddev
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "stddev": self.stddev, "seed": self.seed}
+
+
+class GaussianDropout(_NoiseLayer):
+    """Multiplicative one-centred Gaussian noise in training: ``x * N(1, sqrt(rate / (1 - rate)))``;
+    identity at inference.
+
+    Args:
+        rate: drop probability that sets the noise's standard deviation, in [0, 1). Keras accepts 1
+            and fails at the first training call; pyreg refuses it here.
+        seed: as :class:`GaussianNoise`.
+    """
+
+    _base_name = "gaussian_dropout"
+    noise_kind = "gaussian_dropout"
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _noise_rate(rate)
+        self.seed = _noise_seed(seed)
+
+    @property
+    def noise_param(self) -> float:
+        return self.rate
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "rate": self.rate, "seed": self.seed}
+
+
+class AlphaDropout(_NoiseLayer):
+    """Alpha dropout in training, which keeps a SELU network's mean and variance: each unit is kept
+    with probability ``1 - rate``, dropped units are set to SELU's negative saturation, then
+    ``y = a * x' + b`` (Keras' constants); identity at inference.
+
+    Args:
+        rate: fraction to drop, in [0, 1). Keras accepts 1 and fails at the first training call;
+            pyreg refuses it here.
+        noise_shape: not supported (None only).
+        seed: as :class:`GaussianNoise`.
+    """
+
+    _base_name = "alpha_dropout"
+    noise_kind = "alpha_dropout"
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _noise_rate(rate)
+        if noise_shape is not None:
+            raise NotImplementedError(
+                f"AlphaDropout(noise_shape=...) is not supported by pyreg; got {describe(noise_shape)}"
+            )
+        self.seed = _noise_seed(seed)
+
+    @property
+    def noise_param(self) -> float:
+        return self.rate
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "rate": self.rate, "seed": self.seed}

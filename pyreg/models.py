@@ -194,7 +194,13 @@ class Sequential:
             return  # nothing to build until a Dense layer arrives
         if self._seed is None:
             self._seed = draw_seed()
-        mlp = _core.Mlp(int(np.prod(sample_shape)), specs, input_dropout, self._seed)
+        mlp = _core.Mlp(
+            int(np.prod(sample_shape)),
+            specs,
+            input_dropout,
+            self._seed,
+            **_planning.input_noise(self._layers),
+        )
         self._mlp, self._views = mlp, None
         info = mlp.param_info()
         index = 0
