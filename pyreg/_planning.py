@@ -19,7 +19,8 @@ def combine_rates(r1: float, r2: float) -> float:
 
 def dense_spec(layer: layers_mod.Dense) -> dict:
     """One Dense layer as the native spec's dict (no dropout after it yet)."""
-    kr, br = layer.kernel_regularizer, layer.bias_regularizer
+    kr, br, ar = layer.kernel_regularizer, layer.bias_regularizer, layer.activity_regularizer
+    kc, bc = layer.kernel_constraint, layer.bias_constraint
     return {
         "units": layer.units,
         "activation": layer.activation,
@@ -29,7 +30,18 @@ def dense_spec(layer: layers_mod.Dense) -> dict:
         "bias_l1": br.l1 if br else 0.0,
         "bias_l2": br.l2 if br else 0.0,
         "dropout": 0.0,
+        "activity_l1": ar.l1 if ar else 0.0,
+        "activity_l2": ar.l2 if ar else 0.0,
+        "kernel_constraint": kc._native(2, f"{layer.name}.kernel_constraint") if kc else None,
+        "bias_constraint": bc._native(1, f"{layer.name}.bias_constraint") if bc and layer.use_bias else None,
     }
+
+
+def _check_activity(spec: dict, layer) -> None:
+    if spec["activation"] == "softmax" and (spec["activity_l1"] or spec["activity_l2"]):
+        raise NotImplementedError(
+            f"Dense layer {layer.name!r}: an activity_regularizer on a softmax output is not supported"
+        )
 
 
 def plan(layers, sample_shape):
@@ -58,6 +70,12 @@ def plan(layers, sample_shape):
                     f"Activation layer {layer.name!r} must directly follow a Dense layer with a linear "
                     "activation (pyreg folds it into that layer)"
                 )
+            if denses[-1].activity_regularizer is not None:
+                raise NotImplementedError(
+                    f"Activation layer {layer.name!r} cannot be folded into Dense layer {denses[-1].name!r}, "
+                    "whose activity_regularizer applies to its own (linear) output; give the Dense layer the "
+                    "activation instead"
+                )
             specs[-1]["activation"] = layer.activation
             last_was_dense = False
         elif isinstance(layer, layers_mod.Dense):
@@ -71,6 +89,7 @@ def plan(layers, sample_shape):
                     "softmax is supported only as the last Dense layer's activation"
                 )
             specs.append(dense_spec(layer))
+            _check_activity(specs[-1], layer)
             denses.append(layer)
             last_was_dense = True
         else:
