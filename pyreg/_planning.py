@@ -33,7 +33,9 @@ def dense_spec(layer: layers_mod.Dense) -> dict:
         "activity_l1": ar.l1 if ar else 0.0,
         "activity_l2": ar.l2 if ar else 0.0,
         "kernel_constraint": kc._native(2, f"{layer.name}.kernel_constraint") if kc else None,
-        "bias_constraint": bc._native(1, f"{layer.name}.bias_constraint") if bc and layer.use_bias else None,
+        "bias_constraint": bc._native(1, f"{layer.name}.bias_constraint")
+        if bc and layer.use_bias
+        else None,
     }
 
 

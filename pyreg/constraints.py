@@ -84,7 +84,10 @@ class Constraint:
         """The native trainer's dict for a weight with ndim axes (2: kernel, 1: bias)."""
         axes = _axes(self.axis, 2) if not isinstance(self, NonNeg) else {0}
         if ndim == 1:
-            if any(int(a) not in (0, -1) for a in (self.axis if isinstance(self.axis, list) else [self.axis])):
+            if any(
+                int(a) not in (0, -1)
+                for a in (self.axis if isinstance(self.axis, list) else [self.axis])
+            ):
                 raise ValueError(
                     f"{what}: axis must be 0 or -1 for a bias (1 axis); got {describe(self.axis)}"
                 )

@@ -227,7 +227,9 @@ class Dense(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint, "kernel_constraint")
         self.bias_constraint = constraints.get(bias_constraint, "bias_constraint")
         if lora_rank is not None:
-            raise NotImplementedError(f"Dense(lora_rank=...) is not supported by pyreg; got {describe(lora_rank)}")
+            raise NotImplementedError(
+                f"Dense(lora_rank=...) is not supported by pyreg; got {describe(lora_rank)}"
+            )
 
     @property
     def weights(self) -> list[Variable]:

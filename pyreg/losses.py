@@ -51,7 +51,9 @@ class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
     one_hot = True
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, name: str | None = None):
+    def __init__(
+        self, from_logits: bool = False, label_smoothing: float = 0.0, name: str | None = None
+    ):
         super().__init__(from_logits=from_logits, name=name)
         self.label_smoothing = check_fraction(label_smoothing, "label_smoothing", closed_right=True)
 
