@@ -26,6 +26,24 @@ namespace bind {
 
 namespace {
 
+// a constraint from pyreg/constraints.py's native dict {kind, axis, min_value, max_value, rate}; none if absent.
+ConstraintSpec constraint_from(const py::dict& layer, const char* key) {
+    ConstraintSpec c;
+    if (!layer.contains(key) || layer[key].is_none()) return c;
+    const py::dict d = layer[key].cast<py::dict>();
+    const int kind = d["kind"].cast<int>(), axis = d["axis"].cast<int>();
+    PYREG_CHECK(kind >= 0 && kind <= 4, key << ": unknown constraint kind " << kind);
+    PYREG_CHECK(axis >= 0 && axis <= 2, key << ": unknown norm axis " << axis);
+    c.kind = (ConstraintKind)kind;
+    c.axis = (NormAxis)axis;
+    const double rate = d["rate"].cast<double>();
+    c.min_value = (float)d["min_value"].cast<double>();
+    c.max_value = (float)d["max_value"].cast<double>();
+    c.rate = (float)rate;
+    c.one_minus_rate = (float)(1.0 - rate);  // keras: (1 - rate) in python, then float32
+    return c;
+}
+
 MlpSpec spec_from(size_t input_dim, double input_dropout, const py::list& layers, const std::string& input_noise,
                   double input_noise_param) {
     MlpSpec s;
@@ -46,6 +64,10 @@ MlpSpec spec_from(size_t input_dim, double input_dropout, const py::list& layers
         if (d.contains("noise"))  // a noise layer on this layer's output (cpp/noise.h)
             L.noise = {noise_kind_from_name(d["noise"].cast<std::string>()),
                        d.contains("noise_param") ? d["noise_param"].cast<double>() : 0.0};
+        L.kernel_constraint = constraint_from(d, "kernel_constraint");
+        L.bias_constraint = constraint_from(d, "bias_constraint");
+        L.activity_l1 = d.contains("activity_l1") ? d["activity_l1"].cast<float>() : 0.0f;
+        L.activity_l2 = d.contains("activity_l2") ? d["activity_l2"].cast<float>() : 0.0f;
         s.layers.push_back(L);
     }
     return s;
@@ -192,6 +214,8 @@ void bind_trainer(py::module_& mod) {
         .def_property_readonly("num_params", &Mlp::num_params)
         .def_property_readonly("arena_size", &Mlp::arena_size)
         .def_property("seed", &Mlp::seed, &Mlp::set_seed)
+        .def_property("label_smoothing", &Mlp::label_smoothing, &Mlp::set_label_smoothing,
+                      "categorical cross-entropy's label smoothing (0 = none), in training and evaluate")
         .def_property("iterations", &Mlp::iterations, &Mlp::set_iterations)
         .def_property("dropout_step", &Mlp::dropout_step, &Mlp::set_dropout_step)
         .def_property_readonly("busy", &Mlp::busy)

@@ -35,15 +35,40 @@ inline RowStats row_stats(const float* z, size_t K, float* e) {
     return s;
 }
 
+// softmax_xent_rows with label smoothing: the targets y'_k = onehot_k * (1 - ls) + ls / K.
+void smoothed_xent_rows(Range r, float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits,
+                        const int32_t* labels, size_t K, float grad_scale, double ls) {
+    // keras: y * float(1 - ls) + float(ls) / float(K), the double 1 - ls rounded once
+    const float off = (float)ls / (float)K, on = (float)(1.0 - ls) + off;
+    for (size_t b = r.begin; b < r.end; ++b) {
+        const float* z = logits + b * K;
+        const size_t y = (size_t)labels[b];
+        const RowStats s = row_stats(z, K, nullptr);
+        const float lse = std::log(s.sum);
+        float loss = 0.0f;
+        for (size_t k = 0; k < K; ++k) loss += (k == y ? on : off) * (lse - (z[k] - s.max));
+        loss_rows[b] = loss;
+        correct_rows[b] = (uint8_t)(s.argmax == y);
+        if (dlogits) {
+            float* d = dlogits + b * K;
+            for (size_t k = 0; k < K; ++k) d[k] = (std::exp(z[k] - s.max) / s.sum - (k == y ? on : off)) * grad_scale;
+        }
+    }
+}
+
 }  // namespace
 
 void softmax_xent(float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits, const int32_t* labels,
-                  size_t B, size_t K, float grad_scale) {
-    softmax_xent_rows(my_units(B), dlogits, loss_rows, correct_rows, logits, labels, K, grad_scale);
+                  size_t B, size_t K, float grad_scale, double smoothing) {
+    softmax_xent_rows(my_units(B), dlogits, loss_rows, correct_rows, logits, labels, K, grad_scale, smoothing);
 }
 
 void softmax_xent_rows(Range r, float* dlogits, float* loss_rows, uint8_t* correct_rows, const float* logits,
-                       const int32_t* labels, size_t K, float grad_scale) {
+                       const int32_t* labels, size_t K, float grad_scale, double smoothing) {
+    if (smoothing != 0.0) {
+        smoothed_xent_rows(r, dlogits, loss_rows, correct_rows, logits, labels, K, grad_scale, smoothing);
+        return;
+    }
     float kept[kKeptExps];
     float* e = K <= kKeptExps ? kept : nullptr;
     for (size_t b = r.begin; b < r.end; ++b) {

@@ -21,8 +21,9 @@ namespace {
 constexpr size_t kAlign = 16;  // floats: every arena part starts on a 64-byte boundary
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
+// sigmoid and tanh derivatives and the activity penalty read the output before dropout.
 bool needs_pre_dropout_copy(const LayerSpec& l) {
-    return l.dropout > 0.0 && (l.act == Act::sigmoid || l.act == Act::tanh);
+    return l.dropout > 0.0 && (l.act == Act::sigmoid || l.act == Act::tanh || l.has_activity());
 }
 
 // a noise layer moves its input anywhere: every activation but linear needs its input for act'.
@@ -48,6 +49,8 @@ Mlp::Mlp(const MlpSpec& spec, uint64_t seed) : spec_(spec), seed_(seed) {
                     "a noise layer and a dropout on the same layer's output are not supported (layer " << l << ")");
         PYREG_CHECK(L.act != Act::softmax || l + 1 == spec.layers.size(),
                     "softmax is supported only as the last layer's activation (layer " << l << ")");
+        PYREG_CHECK(!(L.has_activity() && L.act == Act::softmax),
+                    "an activity penalty on a softmax output is not supported (layer " << l << ")");
         PYREG_CHECK(L.kernel_l1 >= 0 && L.kernel_l2 >= 0 && L.bias_l1 >= 0 && L.bias_l2 >= 0,
                     "regularization factors must be non-negative (layer " << l << ")");
         const size_t in = in_dim(l), out = L.units;
@@ -306,9 +309,61 @@ void Mlp::backward(Workspace& ws, size_t rows, bool sparse, Fusion fusion) {
         const uint8_t* mask_in = P.dropout > 0.0 ? ws.mask[l - 1].data() : nullptr;
         dense_backward_input(ws.grad[l - 1].data(), ws.grad_rows[l].data(), kernel(l), ws.wt[l].data(), rows, false,
                              y_in, mask_in, P.dropout > 0.0 ? keep_scale(P.dropout) : 1.0f, P.act);
+        if (P.has_activity())  // the same columns dense_backward_input wrote
+            add_activity_grad(ws.grad[l - 1].data(), y_in, rows, P.units, owned_cols(P.units), P.act, P.activity_l1,
+                              P.activity_l2, rows);
         if (l == 1 && next_rows > 0) scan_next_rows(ws, next_rows, 2);
         team_barrier();  // the layer below reads every column of its dz
         mark(Phase::backward, l);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// constraints and activity penalties (constraints.h)
+
+bool Mlp::needs_general_step() const {
+    for (const LayerSpec& S : spec_.layers)
+        if (S.kernel_constraint.active() || S.bias_constraint.active() || S.has_activity()) return true;
+    return false;
+}
+
+void Mlp::constrain_owned() {
+    for (size_t l = 0; l < spec_.layers.size(); ++l) {
+        const LayerSpec& S = spec_.layers[l];
+        const Range c = owned_cols(S.units);
+        if (S.kernel_constraint.active() && S.kernel_constraint.per_column())
+            constrain_kernel_cols(S.kernel_constraint, params_.data() + kernel_off_[l], in_dim(l), S.units, c);
+        if (S.use_bias && S.bias_constraint.kind == ConstraintKind::non_neg)  // elementwise: the columns' owner
+            constrain_kernel_cols(S.bias_constraint, params_.data() + bias_off_[l], 1, S.units, c);
+    }
+}
+
+void Mlp::constrain_master() {
+    for (size_t l = 0; l < spec_.layers.size(); ++l) {
+        const LayerSpec& S = spec_.layers[l];
+        if (S.kernel_constraint.active() && !S.kernel_constraint.per_column())
+            constrain_kernel(S.kernel_constraint, params_.data() + kernel_off_[l], in_dim(l), S.units);
+        if (S.use_bias && S.bias_constraint.active() && S.bias_constraint.kind != ConstraintKind::non_neg)
+            constrain_vector(S.bias_constraint, params_.data() + bias_off_[l], S.units);
+    }
+    // the optimizer summed the penalties of the weights before their constraint: summed again
+    for (size_t s = 0; s < segments_.size(); ++s) {
+        const Segment& seg = segments_[s];
+        const LayerSpec& S = spec_.layers[seg.layer];
+        if (!(seg.is_bias ? S.bias_constraint : S.kernel_constraint).active()) continue;
+        penalty_segments_[s] = pyreg::penalty({seg}, params_.data());
+    }
+}
+
+void Mlp::add_activity_loss(Workspace& ws, Range r, float* loss) {
+    for (size_t l = 0; l < spec_.layers.size(); ++l) {
+        const LayerSpec& S = spec_.layers[l];
+        if (!S.has_activity()) continue;
+        const bool pre = ws.training && needs_pre_dropout_copy(S);
+        const float* y = (pre ? ws.pre[l] : ws.act[l]).data();
+        for (size_t b = r.begin; b < r.end; ++b)
+            loss[b] = (float)((double)loss[b] +
+                              activity_row_penalty(y + b * S.units, S.units, S.activity_l1, S.activity_l2));
     }
 }
 
@@ -345,7 +400,9 @@ void Mlp::eval_pass(const float* x, const int32_t* y, float* out, size_t N, size
                 forward(ws, rows, false, sparse, Fusion{});
                 const float* logits = ws.act[L - 1].data();
                 if (y) {
-                    softmax_xent(nullptr, loss_of.data() + c0, ws.correct_rows.data(), logits, y + c0, rows, K, 1.0f);
+                    softmax_xent(nullptr, loss_of.data() + c0, ws.correct_rows.data(), logits, y + c0, rows, K, 1.0f,
+                                 label_smoothing_);
+                    add_activity_loss(ws, {0, rows}, loss_of.data() + c0);
                     for (size_t r = 0; r < rows; ++r) correct_of[t] += ws.correct_rows[r];
                 }
                 if (out) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common.h"
+#include "constraints.h"
 #include "dense.h"
 #include "noise.h"
 #include "optim.h"
@@ -33,6 +34,11 @@ struct LayerSpec {
     float kernel_l1 = 0.0f, kernel_l2 = 0.0f, bias_l1 = 0.0f, bias_l2 = 0.0f;
     double dropout = 0.0;  // rate of a dropout applied to this layer's output in training; 0 = none
     NoiseSpec noise;       // a noise layer on this layer's output in training (noise.h); not with dropout
+    // applied after each optimizer update (constraints.h)
+    ConstraintSpec kernel_constraint, bias_constraint;
+    // activity penalty on the output (after the activation, before dropout), divided by the batch size
+    float activity_l1 = 0.0f, activity_l2 = 0.0f;
+    bool has_activity() const { return activity_l1 != 0.0f || activity_l2 != 0.0f; }
 };
 
 struct MlpSpec {
@@ -104,6 +110,9 @@ class Mlp {
     const std::vector<ParamInfo>& param_info() const { return info_; }
     uint64_t seed() const { return seed_; }
     void set_seed(uint64_t s) { seed_ = s; }
+    // categorical cross-entropy's label smoothing (loss.h); 0 = none.
+    double label_smoothing() const { return label_smoothing_; }
+    void set_label_smoothing(double ls) { label_smoothing_ = ls; }
 
     // sets the optimizer; resets its state (moments, iterations) as keras' compile() does.
     void set_optimizer(const OptimizerConfig& cfg);
@@ -186,6 +195,14 @@ class Mlp {
     bool input_transformed() const { return spec_.input_dropout > 0.0 || spec_.input_noise.active(); }
     // some layer has noise: the general step (the fused sweep does not apply noise).
     bool has_noise() const;
+    // constraints or activity penalties: no look-ahead or narrow-top fusion (the general step)
+    bool needs_general_step() const;
+    // the constraints after a step's update: each thread its columns' (before the step's barrier), then
+    // the master the rest and the penalties of the constrained layers (after it).
+    void constrain_owned();
+    void constrain_master();
+    // adds the activity penalties of rows r to loss[r] (per row), from the workspace's outputs.
+    void add_activity_loss(Workspace& ws, Range r, float* loss);
     bool narrow_top() const;
     // the rows of a step's batch, of the next one (scanned, and with the sweep half computed, one step
     // ahead; 0 without lookahead or at the end) and of the one after (prefetched).
@@ -224,6 +241,7 @@ class Mlp {
     std::vector<uint32_t> perm_;
     OptimizerConfig opt_;
     int64_t iterations_ = 0;
+    double label_smoothing_ = 0.0;
     uint64_t dropout_step_ = 0;  // never reset: masks do not repeat across compile() calls
     std::unique_ptr<Workspace> train_ws_;
     std::vector<std::unique_ptr<Workspace>> eval_ws_;  // one per thread: inference splits rows

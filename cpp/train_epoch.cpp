@@ -109,7 +109,7 @@ void Mlp::narrow_top_step(Workspace& ws, const StepRows& step, int team, const O
         dense_forward(ws.act[1].data(), ws.act_rows[0].data(), kernel(1), bias(1), rows, Act::linear);  // logits
         mark(Phase::forward, 1);
         softmax_xent_rows({0, rows}, ws.grad[1].data(), ws.loss_rows.data(), ws.correct_rows.data(), ws.act[1].data(),
-                          ws.labels.data(), classes(), 1.0f / (float)rows);
+                          ws.labels.data(), classes(), 1.0f / (float)rows, label_smoothing_);
         mark(Phase::loss);
         float* db = S1.use_bias ? grads_.data() + bias_off_[1] : nullptr;
         dense_backward_params(kernel_grad(1), db, ws.grad[1].data(), ws.act_rows[0].data(), rows, false);
@@ -201,7 +201,15 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, const T
     // the sweep (sweep.h) fuses layer 0's gradient and update, and with lookahead the next batch's
     // layer-0 forward: the next batch is then set, scanned and half computed one step ahead.
     const bool sweep = can_sweep(sparse);
-    const bool lookahead = opt.lookahead && sweep;
+    // constraints change layer 0's columns after the sweep's update, and activity penalties need every
+    // layer's output: neither fits the look-ahead (nor so the narrow-top step)
+    const bool lookahead = opt.lookahead && sweep && !needs_general_step();
+    const bool constrained = std::any_of(spec_.layers.begin(), spec_.layers.end(), [](const LayerSpec& S) {
+        return S.kernel_constraint.active() || S.bias_constraint.active();
+    });
+    const bool activity = std::any_of(spec_.layers.begin(), spec_.layers.end(),
+                                      [](const LayerSpec& S) { return S.has_activity(); });
+    const LayerSpec& top = spec_.layers.back();
     res.used_sweep = sweep;
     const Act act0 = spec_.layers[0].act == Act::relu ? Act::relu : Act::linear;
     const bool narrow = lookahead && narrow_top();
@@ -248,7 +256,15 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, const T
             } else {
                 forward(ws, rows, true, sparse, Fusion{sweep, layer0_ready, next_rows});
                 softmax_xent(ws.grad[L - 1].data(), ws.loss_rows.data(), ws.correct_rows.data(),
-                             ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows);
+                             ws.act.back().data(), ws.labels.data(), rows, K, 1.0f / (float)rows, label_smoothing_);
+                if (activity) {
+                    const Range r = my_units(rows);  // softmax_xent's rows
+                    add_activity_loss(ws, r, ws.loss_rows.data());
+                    if (top.has_activity())  // a linear output: its logits' gradient
+                        add_activity_grad(ws.grad[L - 1].data() + r.begin * K, ws.act.back().data() + r.begin * K,
+                                          r.end - r.begin, K, {0, K}, Act::linear, top.activity_l1, top.activity_l2,
+                                          rows);
+                }
                 if (L > 1 && next_rows > 0) scan_next_rows(ws, next_rows, 1);
                 mark(Phase::loss);
                 step_barrier.wait();
@@ -298,10 +314,12 @@ EpochResult Mlp::train_epoch(const float* x, const int32_t* y, size_t N, const T
             if (!narrow_step)  // narrow steps: layer 0 in the sweep, the output layer before the barrier
                 optimizer_step(opt_, coef, segments_, params_.data(), grads_.data(), opt_state(),
                                penalty_segments_.data(), sweep ? 0 : -1);
+            if (constrained) constrain_owned();  // after the update of this thread's columns (and the sweep's)
             mark(Phase::optimizer);
             step_barrier.wait();
             mark(Phase::wait);
             if (master) {
+                if (constrained) constrain_master();
                 pen = 0.0;
                 for (double p : penalty_segments_) pen += p;
                 ++iterations_;

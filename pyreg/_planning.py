@@ -27,7 +27,8 @@ def combine_rates(r1: float, r2: float) -> float:
 
 def dense_spec(layer: layers_mod.Dense) -> dict:
     """One Dense layer as the native spec's dict (no dropout after it yet)."""
-    kr, br = layer.kernel_regularizer, layer.bias_regularizer
+    kr, br, ar = layer.kernel_regularizer, layer.bias_regularizer, layer.activity_regularizer
+    kc, bc = layer.kernel_constraint, layer.bias_constraint
     return {
         "units": layer.units,
         "activation": layer.activation,
@@ -37,6 +38,12 @@ def dense_spec(layer: layers_mod.Dense) -> dict:
         "bias_l1": br.l1 if br else 0.0,
         "bias_l2": br.l2 if br else 0.0,
         "dropout": 0.0,
+        "activity_l1": ar.l1 if ar else 0.0,
+        "activity_l2": ar.l2 if ar else 0.0,
+        "kernel_constraint": kc._native(2, f"{layer.name}.kernel_constraint") if kc else None,
+        "bias_constraint": bc._native(1, f"{layer.name}.bias_constraint")
+        if bc and layer.use_bias
+        else None,
     }
 
 
@@ -52,6 +59,11 @@ def _fold_noise(layer, site: dict, where: str) -> None:
         raise NotImplementedError(
             f"noise layer {layer.name!r}: a Dropout and a noise layer on {where} are not supported together"
         )
+    if site.get("activity_l1") or site.get("activity_l2"):
+        raise NotImplementedError(
+            f"noise layer {layer.name!r}: a noise layer after a Dense layer with an activity_regularizer "
+            "is not supported"
+        )
     site["noise"], site["noise_param"] = layer.noise_kind, float(layer.noise_param)
 
 
@@ -66,6 +78,13 @@ def input_noise(layers) -> dict:
     if not site:
         return {}
     return {"input_noise": site["noise"], "input_noise_param": site["noise_param"]}
+
+
+def _check_activity(spec: dict, layer) -> None:
+    if spec["activation"] == "softmax" and (spec["activity_l1"] or spec["activity_l2"]):
+        raise NotImplementedError(
+            f"Dense layer {layer.name!r}: an activity_regularizer on a softmax output is not supported"
+        )
 
 
 def plan(layers, sample_shape):
@@ -108,6 +127,12 @@ def plan(layers, sample_shape):
                     f"Activation layer {layer.name!r} must directly follow a Dense layer with a linear "
                     "activation (pyreg folds it into that layer)"
                 )
+            if denses[-1].activity_regularizer is not None:
+                raise NotImplementedError(
+                    f"Activation layer {layer.name!r} cannot be folded into Dense layer {denses[-1].name!r}, "
+                    "whose activity_regularizer applies to its own (linear) output; give the Dense layer the "
+                    "activation instead"
+                )
             specs[-1]["activation"] = layer.activation
             last_was_dense = False
         elif isinstance(layer, layers_mod.Dense):
@@ -121,6 +146,7 @@ def plan(layers, sample_shape):
                     "softmax is supported only as the last Dense layer's activation"
                 )
             specs.append(dense_spec(layer))
+            _check_activity(specs[-1], layer)
             denses.append(layer)
             last_was_dense = True
         else:

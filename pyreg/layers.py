@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import activations, initializers, regularizers
+from . import activations, constraints, initializers, regularizers
 from ._checks import check_bool, check_fraction, check_int, check_nonneg_float, describe
 
 __all__ = [
@@ -214,6 +214,10 @@ class Dense(Layer):
         bias_initializer: default 'zeros'.
         kernel_regularizer: e.g. ``pyreg.regularizers.l2(0.001)``: adds its penalty to the loss.
         bias_regularizer: the same for the bias.
+        activity_regularizer: a penalty on the layer's output (after the activation), divided by the
+            batch size, in the training loss and in evaluate's (Keras 3).
+        kernel_constraint: e.g. ``pyreg.constraints.MaxNorm(3)``: applied after every update.
+        bias_constraint: the same for the bias.
 
     Input shape: (batch, input_dim). Output shape: (batch, units).
     """
@@ -232,12 +236,13 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        for arg, value in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
-                           ("bias_constraint", bias_constraint), ("lora_rank", lora_rank)):  # fmt: skip
-            if value is not None:
-                raise NotImplementedError(
-                    f"Dense({arg}=...) is not supported by pyreg; got {describe(value)}"
-                )
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = constraints.get(bias_constraint, "bias_constraint")
+        if lora_rank is not None:
+            raise NotImplementedError(
+                f"Dense(lora_rank=...) is not supported by pyreg; got {describe(lora_rank)}"
+            )
 
     @property
     def weights(self) -> list[Variable]:

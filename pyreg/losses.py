@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_bool, describe
+from ._checks import check_bool, check_fraction, describe
 
 __all__ = [
     "CategoricalCrossentropy",
@@ -23,6 +23,7 @@ __all__ = [
 class Loss:
     name = ""
     one_hot = False
+    label_smoothing = 0.0
 
     def __init__(self, from_logits: bool = False, name: str | None = None):
         self.from_logits = check_bool(from_logits, "from_logits")
@@ -41,8 +42,26 @@ class SparseCategoricalCrossentropy(Loss):
 
 
 class CategoricalCrossentropy(Loss):
+    """Cross-entropy from one-hot rows; ``label_smoothing=ls`` trains on ``y*(1-ls) + ls/K``.
+
+    As in Keras, the smoothed targets are computed in float32 (``y*float32(1-ls) + float32(ls)/K``)
+    and apply to the training loss and gradient and to ``evaluate``. pyreg requires 0 <= ls <= 1.
+    """
+
     name = "categorical_crossentropy"
     one_hot = True
+
+    def __init__(
+        self, from_logits: bool = False, label_smoothing: float = 0.0, name: str | None = None
+    ):
+        super().__init__(from_logits=from_logits, name=name)
+        self.label_smoothing = check_fraction(label_smoothing, "label_smoothing", closed_right=True)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+    def __repr__(self) -> str:
+        return f"CategoricalCrossentropy(from_logits={self.from_logits}, label_smoothing={self.label_smoothing})"
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -57,9 +76,26 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -
     return -logp[np.arange(len(logp)), np.asarray(y_true).astype(np.int64).ravel()]
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits: bool = False) -> np.ndarray:
-    """Per-sample cross-entropy (NumPy float64 reference) from one-hot rows (N, K) and outputs (N, K)."""
-    return sparse_categorical_crossentropy(np.argmax(y_true, axis=-1), y_pred, from_logits)
+def categorical_crossentropy(
+    y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0
+) -> np.ndarray:
+    """Per-sample cross-entropy (NumPy float64 reference) from one-hot rows (N, K) and outputs (N, K).
+
+    With label smoothing the targets are ``y*(1-ls) + ls/K``; probabilities are renormalised and
+    clipped to [1e-7, 1-1e-7] first, as Keras does for a probability input.
+    """
+    ls = check_fraction(label_smoothing, "label_smoothing", closed_right=True)
+    if ls == 0.0:
+        return sparse_categorical_crossentropy(np.argmax(y_true, axis=-1), y_pred, from_logits)
+    y = np.asarray(y_true, dtype=np.float64)
+    y = y * (1.0 - ls) + ls / y.shape[-1]
+    p = np.asarray(y_pred, dtype=np.float64)
+    if from_logits:
+        logp = _log_softmax(p)
+    else:
+        p = p / p.sum(axis=-1, keepdims=True)
+        logp = np.log(np.clip(p, 1e-7, 1.0 - 1e-7))
+    return -(y * logp).sum(axis=-1)
 
 
 _BY_NAME = {

@@ -218,6 +218,7 @@ class Sequential:
         if self.optimizer is not None:
             _planning.check_output_for_loss(self._layers, self._sample_shape, self.loss)
             mlp.set_optimizer(**self.optimizer._native_args())
+            mlp.label_smoothing = self.loss.label_smoothing
 
     def _weight_views(self) -> list[ArenaWeight]:
         """Every weight in the arena (read/write in keras' layout), keras order; cached per build."""
@@ -281,6 +282,7 @@ class Sequential:
         if self._mlp is not None:
             _planning.check_output_for_loss(self._layers, self._sample_shape, self.loss)
             self._mlp.set_optimizer(**opt._native_args())
+            self._mlp.label_smoothing = self.loss.label_smoothing
 
     def _require_compiled(self, what: str) -> None:
         if self.optimizer is None:

@@ -60,9 +60,9 @@ def data():
             "initializer must be one of",
         ),
         (
-            lambda: layers.Dense(4, activity_regularizer="l2"),
-            NotImplementedError,
-            "activity_regularizer",
+            lambda: layers.Dense(4, activity_regularizer="l3"),
+            ValueError,
+            "regularizer must be None, 'l1', 'l2', 'l1_l2'",
         ),
         (
             lambda: layers.Dense(4, use_bias="yes"),
