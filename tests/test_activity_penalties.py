@@ -115,3 +115,11 @@ def test_20_steps_match_keras(keras_mod, case):
     dw, dl = parity(keras_mod, km, pm, kl, pl, x, y)
     assert dw < 1e-5, (dw, dl)
     assert dl < 1e-5, (dw, dl)
+
+
+def test_a_noise_layer_after_an_activity_penalty_is_refused():
+    from pyreg import layers, models
+
+    with pytest.raises(NotImplementedError, match="after a Dense layer with an activity_regularizer"):
+        models.Sequential([layers.Input(shape=(8,)), layers.Dense(4, activity_regularizer="l2"),
+                           layers.GaussianNoise(0.1), layers.Dense(2, activation="softmax")])  # fmt: skip
