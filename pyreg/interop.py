@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import layers, losses, optimizers, regularizers
+from . import constraints, layers, losses, optimizers, regularizers
 from .models import Sequential
 
 __all__ = ["from_keras", "to_keras"]
@@ -37,6 +37,18 @@ def _regularizer(keras_reg, what: str):
     if l1 == 0.0:
         return regularizers.L2(l2)
     return regularizers.L1(l1) if l2 == 0.0 else regularizers.L1L2(l1=l1, l2=l2)
+
+
+def _constraint(keras_constraint, what: str):
+    """A keras constraint as pyreg's of the same class and config (MaxNorm, UnitNorm, NonNeg, MinMaxNorm)."""
+    if keras_constraint is None:
+        return None
+    cls = getattr(constraints, type(keras_constraint).__name__, None)
+    if not (isinstance(cls, type) and issubclass(cls, constraints.Constraint)):
+        raise ValueError(
+            f"{what}: cannot represent keras constraint {type(keras_constraint).__name__}"
+        )
+    return cls(**keras_constraint.get_config())
 
 
 def _activation_name(fn, what: str) -> str:
@@ -68,9 +80,6 @@ def _convert_layer(kl, keras):
     if isinstance(kl, keras.layers.Activation):
         return layers.Activation(_activation_name(kl.activation, what), name=kl.name)
     if type(kl) is keras.layers.Dense:
-        for attr in ("activity_regularizer", "kernel_constraint", "bias_constraint"):
-            if getattr(kl, attr, None) is not None:
-                raise ValueError(f"{what}: {attr} is not supported by pyreg")
         if getattr(kl, "lora_rank", None):
             raise ValueError(f"{what}: LoRA is not supported by pyreg")
         return layers.Dense(
@@ -79,6 +88,9 @@ def _convert_layer(kl, keras):
             use_bias=kl.use_bias,
             kernel_regularizer=_regularizer(kl.kernel_regularizer, what),
             bias_regularizer=_regularizer(kl.bias_regularizer, what),
+            activity_regularizer=_regularizer(getattr(kl, "activity_regularizer", None), what),
+            kernel_constraint=_constraint(kl.kernel_constraint, what),
+            bias_constraint=_constraint(kl.bias_constraint, what),
             name=kl.name,
         )
     raise ValueError(
@@ -123,8 +135,15 @@ def _loss_from_keras(loss):
         if hasattr(loss, "get_config")
         else False
     )
-    if name in ("sparse_categorical_crossentropy", "categorical_crossentropy"):
-        return losses.get(name).__class__(from_logits=from_logits)
+    if name == "categorical_crossentropy":
+        smoothing = (
+            float(loss.get_config().get("label_smoothing", 0.0))
+            if hasattr(loss, "get_config")
+            else 0.0
+        )
+        return losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=smoothing)
+    if name == "sparse_categorical_crossentropy":
+        return losses.SparseCategoricalCrossentropy(from_logits=from_logits)
     raise ValueError(f"loss {loss!r} is not supported by pyreg")
 
 
@@ -162,6 +181,17 @@ def from_keras(keras_model) -> Sequential:
     return model
 
 
+def _loss_to_keras(loss, keras):
+    smoothing = getattr(loss, "label_smoothing", 0.0)
+    if not loss.from_logits and not smoothing:
+        return loss.name
+    if loss.name == "categorical_crossentropy":
+        return keras.losses.CategoricalCrossentropy(
+            from_logits=loss.from_logits, label_smoothing=smoothing
+        )
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=loss.from_logits)
+
+
 def to_keras(model: Sequential):
     """The keras.Sequential equivalent of a built pyreg model, with the same weights (compiled alike)."""
     keras = _keras()
@@ -185,9 +215,19 @@ def to_keras(model: Sequential):
             def reg(r):
                 return None if r is None else keras.regularizers.L1L2(l1=r.l1, l2=r.l2)
 
+            def con(c):
+                return (
+                    None
+                    if c is None
+                    else getattr(keras.constraints, type(c).__name__)(**c.get_config())
+                )
+
             klayers.append(keras.layers.Dense(lay.units, activation=lay.activation, use_bias=lay.use_bias,
                                               kernel_regularizer=reg(lay.kernel_regularizer),
-                                              bias_regularizer=reg(lay.bias_regularizer), name=lay.name))  # fmt: skip
+                                              bias_regularizer=reg(lay.bias_regularizer),
+                                              activity_regularizer=reg(lay.activity_regularizer),
+                                              kernel_constraint=con(lay.kernel_constraint),
+                                              bias_constraint=con(lay.bias_constraint), name=lay.name))  # fmt: skip
     km = keras.Sequential(klayers, name=model.name)
     km.set_weights(model.get_weights())
     if model.optimizer is not None:
@@ -198,8 +238,6 @@ def to_keras(model: Sequential):
             "adamw": keras.optimizers.AdamW,
             "sgd": keras.optimizers.SGD,
         }[opt.kind]
-        km.compile(optimizer=kopt(**cfg), loss=model.loss.name if not model.loss.from_logits else
-                   {"sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy,
-                    "categorical_crossentropy": keras.losses.CategoricalCrossentropy}[model.loss.name](from_logits=True),
+        km.compile(optimizer=kopt(**cfg), loss=_loss_to_keras(model.loss, keras),
                    metrics=model._metric_names or None)  # fmt: skip
     return km

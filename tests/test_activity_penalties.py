@@ -120,6 +120,8 @@ def test_20_steps_match_keras(keras_mod, case):
 def test_a_noise_layer_after_an_activity_penalty_is_refused():
     from pyreg import layers, models
 
-    with pytest.raises(NotImplementedError, match="after a Dense layer with an activity_regularizer"):
+    with pytest.raises(
+        NotImplementedError, match="after a Dense layer with an activity_regularizer"
+    ):
         models.Sequential([layers.Input(shape=(8,)), layers.Dense(4, activity_regularizer="l2"),
                            layers.GaussianNoise(0.1), layers.Dense(2, activation="softmax")])  # fmt: skip

@@ -187,12 +187,43 @@ def test_from_keras_refuses_what_it_cannot_represent(keras_mod):
     with pytest.raises(ValueError, match="activation 'gelu' is not supported"):
         pyreg.from_keras(act)
     reg = keras.Sequential(
-        [keras.Input(shape=(4,)), keras.layers.Dense(3, activity_regularizer="l2")]
+        [
+            keras.Input(shape=(4,)),
+            keras.layers.Dense(3, kernel_regularizer=keras.regularizers.OrthogonalRegularizer()),
+        ]
     )
-    with pytest.raises(ValueError, match="activity_regularizer is not supported"):
+    with pytest.raises(
+        ValueError, match="cannot represent keras regularizer OrthogonalRegularizer"
+    ):
         pyreg.from_keras(reg)
     with pytest.raises(ValueError, match=r"converts keras\.Sequential models"):
         pyreg.from_keras(object())
+
+
+def test_constraints_activity_penalties_and_label_smoothing_convert_both_ways(keras_mod):
+    keras = keras_mod
+    km = keras.Sequential([
+        keras.Input(shape=(6,)),
+        keras.layers.Dense(5, activation="relu", kernel_constraint=keras.constraints.MaxNorm(1.5),
+                           bias_constraint=keras.constraints.NonNeg(), activity_regularizer=keras.regularizers.L2(0.01)),
+        keras.layers.Dense(3, activation="softmax", kernel_constraint=keras.constraints.MinMaxNorm(0.2, 0.9, 0.5)),
+    ])  # fmt: skip
+    km.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+    pm = pyreg.from_keras(km)
+    hidden, out = pm.layers
+    assert isinstance(hidden.kernel_constraint, pyreg.constraints.MaxNorm)
+    assert hidden.kernel_constraint.max_value == pytest.approx(1.5)
+    assert isinstance(hidden.bias_constraint, pyreg.constraints.NonNeg)
+    assert hidden.activity_regularizer.l2 == pytest.approx(0.01)
+    assert out.kernel_constraint.get_config() == pytest.approx(
+        {"min_value": 0.2, "max_value": 0.9, "rate": 0.5, "axis": 0}
+    )
+    assert pm.loss.label_smoothing == pytest.approx(0.1)
+    back = pm.to_keras()
+    assert isinstance(back.layers[0].kernel_constraint, keras.constraints.MaxNorm)
+    assert isinstance(back.layers[0].bias_constraint, keras.constraints.NonNeg)
+    assert back.layers[0].activity_regularizer.get_config()["l2"] == pytest.approx(0.01)
+    assert back.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
 
 
 def test_from_keras_carries_the_compiled_optimizer(keras_mod):

@@ -92,7 +92,7 @@ def test_ctrl_c_keeps_finished_trials_and_resumes(reference, tmp_path):
 def dask_cluster():
     distributed = require_dask()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, silence_logs=40) as cluster:  # fmt: skip
+                                  dashboard_address=":0", silence_logs=40) as cluster:  # fmt: skip
         yield cluster
 
 

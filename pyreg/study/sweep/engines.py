@@ -150,8 +150,9 @@ def _dask_engine(workers, threads_per_trial, scheduler, timeout) -> Iterator[Eng
             # a sweep's tasks are uniform and independent, and its workers fill every core: less
             # background work for Dask's own processes (no work stealing, slower health ticks)
             stack.enter_context(dask.config.set(_QUIET_LOCAL_CLUSTER))
+            # dashboard on a free port: None would mean 8787, taken by any other cluster running here
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=40)  # fmt: skip
+                                   dashboard_address=":0", silence_logs=40)  # fmt: skip
             stack.callback(cluster.close)
             client = Client(cluster)
             stack.callback(client.close)
