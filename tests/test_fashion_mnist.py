@@ -10,12 +10,14 @@ import hashlib
 import http.server
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IN_CI
+from conftest import IN_CI, OUTSIDE
 
 from pyreg.datasets import fashion_mnist as fm
 
@@ -394,3 +396,22 @@ def test_tiny_sweep_on_fashion_mnist(gz_files, tmp_path, monkeypatch):
     assert 0.1 < row["val_accuracy"] <= 1.0  # one epoch on 300 images: well above chance (0.1)
     assert data.dataset_digest("fashion_mnist") != data.dataset_digest("mnist")
     assert data.train_rows("fashion_mnist") == 60_000
+
+
+def test_two_processes_downloading_at_once_leave_a_valid_cache(isolated, gz_files, server):
+    url, www, _ = server
+    put(www / "data", gz_files)
+    env = dict(os.environ, PYREG_FASHION_MNIST_URL=url)
+    code = (
+        "from pyreg.datasets import fashion_mnist as fm; fm.SYSTEM_DIR = fm.Path('/nonexistent'); "
+        "d = fm.load_data(); print(d[0][0].shape)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=OUTSIDE) for _ in range(2)]  # fmt: skip
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        assert "(60000, 28, 28)" in out
+    for name, f in NAMES.items():
+        assert (cache(isolated) / f).read_bytes() == gz_files[name]
+    assert sorted(p.name for p in cache(isolated).iterdir()) == sorted(NAMES.values())
