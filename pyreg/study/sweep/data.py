@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 
@@ -23,20 +24,23 @@ __all__ = ["DATASETS", "SPLIT_SEED", "Split", "dataset_digest", "split", "train_
 SPLIT_SEED = 20_261_206  # fixed: every sweep holds out the same validation images
 
 
-def _mnist():
-    from ...datasets import mnist
+def _keras_style(module: str, rows: int):
+    """A data set in pyreg.datasets: (loader, training rows, digest of its published array digests)."""
 
-    return mnist.load_data()
+    def load():
+        return importlib.import_module(f"pyreg.datasets.{module}").load_data()
 
+    def digest() -> str:  # no load needed
+        return _digest_of(importlib.import_module(f"pyreg.datasets.{module}").SHA256)
 
-def _mnist_digest() -> str:
-    from ...datasets import mnist
-
-    return _digest_of(mnist.SHA256)  # the published digests of its four arrays: no load needed
+    return load, rows, digest
 
 
 # name -> (loader returning keras' ((x_train, y_train), (x_test, y_test)) uint8, training rows, digest)
-DATASETS = {"mnist": (_mnist, 60_000, _mnist_digest)}
+DATASETS = {
+    "mnist": _keras_style("mnist", 60_000),
+    "fashion_mnist": _keras_style("fashion_mnist", 60_000),
+}
 
 
 def _digest_of(parts: dict) -> str:
