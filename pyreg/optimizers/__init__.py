@@ -10,6 +10,10 @@ SGD        m = m·momentum - g·lr; w += m  (nesterov: w += m·momentum - g·lr)
 Every optimizer takes keras' ``weight_decay=`` (decoupled, applied to every weight before the
 step, not part of the loss), unlike the coupled L2 penalty of ``pyreg.regularizers.l2``.
 ``epsilon`` defaults to 1e-7 and sits outside the square root ("epsilon hat"), as in keras.
+
+``learning_rate`` is a number or a schedule of ``pyreg.optimizers.schedules``; with a schedule,
+step k uses ``schedule(k)`` (k = ``iterations`` before the step), computed natively at every step.
+Setting ``optimizer.learning_rate`` applies from the next step and keeps the optimizer's state.
 """
 
 from __future__ import annotations
