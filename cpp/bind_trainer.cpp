@@ -20,6 +20,7 @@
 #include "mlp.h"
 #include "optim.h"
 #include "parallel.h"
+#include "schedule.h"
 
 namespace pyreg {
 namespace bind {
@@ -195,6 +196,37 @@ farr bind_predict(Mlp& m, const farr& x, size_t batch_size, int threads, const s
     return out;
 }
 
+// a learning-rate schedule from the dict pyreg.optimizers.schedules builds (its _native_args()).
+LrSchedule schedule_from(const py::dict& d) {
+    LrSchedule s;
+    const std::string kind = d["kind"].cast<std::string>();
+    if (kind == "exponential" || kind == "inverse_time") {
+        s.kind = kind == "exponential" ? ScheduleKind::exponential : ScheduleKind::inverse_time;
+        s.decay_rate = d["decay_rate"].cast<double>();
+        s.staircase = d["staircase"].cast<bool>();
+    } else if (kind == "cosine") {
+        s.kind = ScheduleKind::cosine;
+        s.alpha = d["alpha"].cast<double>();
+        s.warmup = !d["warmup_target"].is_none();
+        if (s.warmup) s.warmup_target = d["warmup_target"].cast<double>();
+        s.warmup_steps = d["warmup_steps"].cast<double>();
+    } else if (kind == "piecewise") {
+        s.kind = ScheduleKind::piecewise;
+        s.boundaries = d["boundaries"].cast<std::vector<int64_t>>();
+        s.values = d["values"].cast<std::vector<float>>();
+        PYREG_CHECK(!s.boundaries.empty() && s.values.size() == s.boundaries.size() + 1,
+                    "a piecewise schedule needs len(values) == len(boundaries) + 1 >= 2");
+        return s;
+    } else {
+        PYREG_CHECK(false, "schedule kind must be 'exponential', 'inverse_time', 'piecewise' or 'cosine'; got '"
+                               << kind << "'");
+    }
+    s.initial = d["initial_learning_rate"].cast<double>();
+    s.decay_steps = d["decay_steps"].cast<double>();
+    PYREG_CHECK(s.decay_steps > 0.0, "decay_steps must be > 0; got " << s.decay_steps);
+    return s;
+}
+
 // a numpy view of n floats owned by the Mlp (kept alive by the view's base).
 farr view_of(float* data, size_t n, py::handle owner) {
     return farr({(py::ssize_t)n}, {(py::ssize_t)sizeof(float)}, data, owner);
@@ -204,6 +236,12 @@ farr view_of(float* data, size_t n, py::handle owner) {
 }  // namespace
 
 void bind_trainer(py::module_& mod) {
+    mod.def(
+        "lr_schedule_value",
+        [](const py::dict& schedule, int64_t step) { return schedule_from(schedule).lr_at(step); },
+        py::arg("schedule"), py::arg("step"),
+        "The float32 learning rate of a schedule dict (pyreg.optimizers.schedules) at a step, as the trainer "
+        "computes it.");
     py::class_<Mlp>(mod, "Mlp", "Native MLP: parameter arena, optimizer state and the epoch loop.")
         .def(py::init([](size_t input_dim, const py::list& layers, double input_dropout, uint64_t seed,
                          const std::string& input_noise, double input_noise_param) {
@@ -245,8 +283,9 @@ void bind_trainer(py::module_& mod) {
              "Views of the optimizer's moment arrays, laid out like the arena.")
         .def("set_optimizer",
              [](Mlp& m, const std::string& kind, double lr, double beta_1, double beta_2, double epsilon, bool amsgrad,
-                double momentum, bool nesterov, double weight_decay) {
+                double momentum, bool nesterov, double weight_decay, const py::object& schedule) {
                  OptimizerConfig c;
+                 if (!schedule.is_none()) c.schedule = schedule_from(schedule.cast<py::dict>());
                  PYREG_CHECK(kind == "adam" || kind == "sgd", "kind must be 'adam' or 'sgd'; got '" << kind << "'");
                  c.kind = kind == "adam" ? OptKind::adam : OptKind::sgd;
                  c.learning_rate = lr;
@@ -262,7 +301,25 @@ void bind_trainer(py::module_& mod) {
              },
              py::arg("kind"), py::arg("learning_rate"), py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999,
              py::arg("epsilon") = 1e-7, py::arg("amsgrad") = false, py::arg("momentum") = 0.0,
-             py::arg("nesterov") = false, py::arg("weight_decay") = 0.0)
+             py::arg("nesterov") = false, py::arg("weight_decay") = 0.0, py::arg("schedule") = py::none(),
+             "Sets the optimizer and resets its state. schedule: None (a constant learning_rate) or a dict "
+             "from pyreg.optimizers.schedules, evaluated natively at every step's counter.")
+        .def(
+            "set_learning_rate",
+            [](Mlp& m, double lr, const py::object& schedule) {
+                PYREG_CHECK(!m.busy(), "cannot change the learning rate while the model is training");
+                m.set_learning_rate(lr, schedule.is_none() ? LrSchedule{} : schedule_from(schedule.cast<py::dict>()));
+            },
+            py::arg("learning_rate"), py::arg("schedule") = py::none(),
+            "A new learning rate (a constant, or a schedule dict) from the next step on; the moments and "
+            "iterations are kept.")
+        .def_property_readonly(
+            "learning_rate",
+            [](const Mlp& m) {
+                const OptimizerConfig& c = m.optimizer();
+                return c.schedule.active() ? c.schedule.lr_at(m.iterations()) : (float)c.learning_rate;
+            },
+            "The float32 learning rate of the next step (a schedule's value at iterations).")
         .def("set_profiling", &Mlp::set_profiling, py::arg("on"),
              "Turns per-phase, per-thread timing of train_epoch on (resetting it) or off.")
         .def(

@@ -117,6 +117,13 @@ class Mlp {
     // sets the optimizer; resets its state (moments, iterations) as keras' compile() does.
     void set_optimizer(const OptimizerConfig& cfg);
     const OptimizerConfig& optimizer() const { return opt_; }
+    // a new learning rate (a constant lr, or an active schedule) from the next step on; keeps the
+    // moments and the step counter (optimizer.learning_rate = ..., the lr callbacks between epochs).
+    void set_learning_rate(double lr, const LrSchedule& schedule) {
+        PYREG_CHECK(lr >= 0.0, "learning_rate must be non-negative; got " << lr);
+        opt_.learning_rate = lr;
+        opt_.schedule = schedule;
+    }
     int64_t iterations() const { return iterations_; }
     void set_iterations(int64_t it) { iterations_ = it; }
     uint64_t dropout_step() const { return dropout_step_; }

@@ -13,7 +13,7 @@ namespace pyreg {
 // constants such as 1 - beta_1 are doubles rounded to float32 when they meet a float32 tensor.
 OptCoef step_coefficients(const OptimizerConfig& cfg, int64_t iterations) {
     OptCoef c{};
-    const float lr = (float)cfg.learning_rate;
+    const float lr = cfg.schedule.active() ? cfg.schedule.lr_at(iterations) : (float)cfg.learning_rate;
     if (cfg.kind == OptKind::adam) {
         const float t = (float)(iterations + 1);
         const float b1p = std::pow((float)cfg.beta_1, t);

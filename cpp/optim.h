@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "schedule.h"
 #include "simd.h"
 
 namespace pyreg {
@@ -29,6 +30,9 @@ struct OptimizerConfig {
     double momentum = 0.0;
     bool nesterov = false;
     double weight_decay = 0.0;  // decoupled; 0 = off
+    // a learning-rate schedule (schedule.h): when active, step k's lr is schedule.lr_at(k) instead of
+    // learning_rate, for the update and the decoupled decay alike.
+    LrSchedule schedule;
 };
 
 // a contiguous part of the arena with one regularisation setting and one owner: a column panel of a

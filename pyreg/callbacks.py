@@ -1,4 +1,5 @@
-"""Callbacks, as in ``keras.callbacks``: History, EarlyStopping, TerminateOnNaN, LambdaCallback.
+"""Callbacks, as in ``keras.callbacks``: History, EarlyStopping, TerminateOnNaN, LambdaCallback,
+and the learning-rate callbacks LearningRateScheduler and ReduceLROnPlateau (pyreg/lr_callbacks.py).
 
 Epoch hooks run in Python between native epochs. Batch hooks (``on_train_batch_begin/end``) are
 honoured too, but a callback that overrides them makes the native loop re-enter Python after every
@@ -17,6 +18,8 @@ __all__ = [
     "EarlyStopping",
     "History",
     "LambdaCallback",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]
 
@@ -242,3 +245,6 @@ class EarlyStopping(Callback):
                     f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}."
                 )
             self.model.set_weights(self.best_weights)
+
+
+from .lr_callbacks import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402

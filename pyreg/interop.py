@@ -108,18 +108,28 @@ def _optimizer_from_keras(opt, keras):
         raise ValueError(f"optimizer {type(opt).__name__}: use_ema is not supported by pyreg")
     lr = cfg["learning_rate"]
     if isinstance(lr, dict):
-        raise ValueError(
-            f"optimizer {type(opt).__name__}: learning-rate schedules are not supported by pyreg"
-        )
+        name = lr.get("class_name")
+        if name not in (
+            "ExponentialDecay",
+            "InverseTimeDecay",
+            "PiecewiseConstantDecay",
+            "CosineDecay",
+        ):
+            raise ValueError(
+                f"optimizer {type(opt).__name__}: learning-rate schedule {name} is not supported by pyreg"
+            )
+        lr = optimizers.schedules.deserialize({"class_name": name, "config": lr["config"]})
+    else:
+        lr = float(lr)
     wd = cfg.get("weight_decay")
     if isinstance(opt, keras.optimizers.AdamW):
-        return optimizers.AdamW(learning_rate=float(lr), weight_decay=float(wd), beta_1=cfg["beta_1"],
+        return optimizers.AdamW(learning_rate=lr, weight_decay=float(wd), beta_1=cfg["beta_1"],
                                 beta_2=cfg["beta_2"], epsilon=cfg["epsilon"], amsgrad=cfg["amsgrad"])  # fmt: skip
     if isinstance(opt, keras.optimizers.Adam):
-        return optimizers.Adam(learning_rate=float(lr), beta_1=cfg["beta_1"], beta_2=cfg["beta_2"],
+        return optimizers.Adam(learning_rate=lr, beta_1=cfg["beta_1"], beta_2=cfg["beta_2"],
                                epsilon=cfg["epsilon"], amsgrad=cfg["amsgrad"], weight_decay=wd)  # fmt: skip
     if isinstance(opt, keras.optimizers.SGD):
-        return optimizers.SGD(learning_rate=float(lr), momentum=cfg["momentum"], nesterov=cfg["nesterov"],
+        return optimizers.SGD(learning_rate=lr, momentum=cfg["momentum"], nesterov=cfg["nesterov"],
                               weight_decay=wd)  # fmt: skip
     raise ValueError(
         f"optimizer {type(opt).__name__} is not supported by pyreg (Adam, AdamW and SGD are)"
@@ -233,6 +243,11 @@ def to_keras(model: Sequential):
     if model.optimizer is not None:
         opt = model.optimizer
         cfg = {k: v for k, v in opt.get_config().items() if k != "name"}
+        if isinstance(cfg["learning_rate"], dict):  # a schedule: keras' class of the same name
+            sched = cfg["learning_rate"]
+            cfg["learning_rate"] = getattr(keras.optimizers.schedules, sched["class_name"])(
+                **sched["config"]
+            )
         kopt = {
             "adam": keras.optimizers.Adam,
             "adamw": keras.optimizers.AdamW,

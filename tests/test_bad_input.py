@@ -96,9 +96,9 @@ def data():
             "weight_decay must be >= 0; got -0.1",
         ),
         (
-            lambda: optimizers.Adam(learning_rate=lambda step: 0.1),
-            TypeError,
-            "schedules are not supported",
+            lambda: optimizers.Adam(learning_rate=lambda: 0.1),
+            NotImplementedError,
+            "learning_rate as a plain callable is not supported",
         ),
         (lambda: optimizers.Adam(clipnorm=1.0), NotImplementedError, "clipnorm=1.0"),
         (lambda: optimizers.SGD(momentum=2.0), ValueError, "momentum must be in [0, 1]; got 2.0"),
