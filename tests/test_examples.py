@@ -21,7 +21,9 @@ def test_dropout_maxnorm_on_fashion_mnist():
         fashion_mnist.load_data()
     except (OSError, ValueError) as e:  # no source reachable from this machine
         if IN_CI:
-            pytest.fail(f"CI installs Debian's dataset-fashion-mnist; Fashion-MNIST did not load: {e}")
+            pytest.fail(
+                f"CI installs Debian's dataset-fashion-mnist; Fashion-MNIST did not load: {e}"
+            )
         pytest.skip(f"Fashion-MNIST is not available here ({e})")
     proc = subprocess.run([sys.executable, str(EXAMPLES / "dropout_maxnorm_fashion.py")], capture_output=True,
                           text=True, cwd=OUTSIDE, timeout=600, env=dict(os.environ, PYREG_EXAMPLE_QUICK="1"))  # fmt: skip
