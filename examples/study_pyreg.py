@@ -1,6 +1,5 @@
 # The classic study on pyreg: examples/study_keras.py with only its imports changed.
 import matplotlib.pyplot as plt
-
 from pyreg.datasets import mnist
 from pyreg.layers import Dense, Dropout, Flatten
 from pyreg.models import Sequential

@@ -76,44 +76,45 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _RateDecay(LearningRateSchedule):
+    """The shared arguments of ExponentialDecay and InverseTimeDecay; `_kind` names the formula."""
+
+    _kind = ""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        self.initial_learning_rate = check_float(initial_learning_rate, "initial_learning_rate")
+        self.decay_steps = _decay_steps(decay_steps)
+        self.decay_rate = check_float(decay_rate, "decay_rate")
+        self.staircase = check_bool(staircase, "staircase")
+        self.name = name or type(self).__name__
+
+    def _native_args(self) -> dict:
+        return dict(kind=self._kind, initial_learning_rate=self.initial_learning_rate,
+                    decay_steps=self.decay_steps, decay_rate=self.decay_rate, staircase=self.staircase)  # fmt: skip
+
+    def get_config(self) -> dict:
+        return dict(initial_learning_rate=self.initial_learning_rate, decay_steps=self.decay_steps,
+                    decay_rate=self.decay_rate, staircase=self.staircase, name=self.name)  # fmt: skip
+
+
+class ExponentialDecay(_RateDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)`` (floored exponent with staircase)."""
+
+    _kind = "exponential"
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="ExponentialDecay"):  # fmt: skip
-        self.initial_learning_rate = check_float(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _decay_steps(decay_steps)
-        self.decay_rate = check_float(decay_rate, "decay_rate")
-        self.staircase = check_bool(staircase, "staircase")
-        self.name = name
-
-    def _native_args(self) -> dict:
-        return dict(kind="exponential", initial_learning_rate=self.initial_learning_rate,
-                    decay_steps=self.decay_steps, decay_rate=self.decay_rate, staircase=self.staircase)  # fmt: skip
-
-    def get_config(self) -> dict:
-        return dict(initial_learning_rate=self.initial_learning_rate, decay_steps=self.decay_steps,
-                    decay_rate=self.decay_rate, staircase=self.staircase, name=self.name)  # fmt: skip
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (floored quotient with staircase)."""
+
+    _kind = "inverse_time"
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="InverseTimeDecay"):  # fmt: skip
-        self.initial_learning_rate = check_float(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _decay_steps(decay_steps)
-        self.decay_rate = check_float(decay_rate, "decay_rate")
-        self.staircase = check_bool(staircase, "staircase")
-        self.name = name
-
-    def _native_args(self) -> dict:
-        return dict(kind="inverse_time", initial_learning_rate=self.initial_learning_rate,
-                    decay_steps=self.decay_steps, decay_rate=self.decay_rate, staircase=self.staircase)  # fmt: skip
-
-    def get_config(self) -> dict:
-        return dict(initial_learning_rate=self.initial_learning_rate, decay_steps=self.decay_steps,
-                    decay_rate=self.decay_rate, staircase=self.staircase, name=self.name)  # fmt: skip
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
